@@ -1,0 +1,136 @@
+"""A nameko entrypoint with a failure policy: nameko's own Consumer acks a message whose
+handler raised (it is gone) or, with requeue_on_error, requeues it at once, forever.
+
+`reliable_consume(queue)` instead hands the handler the raw message (kombu does not decode
+it, so a malformed body reaches the handler, not the consumer thread), and on an exception
+republishes it with confirms to `<queue>.retry.<ms>` (a TTL queue that dead-letters back),
+one tier per attempt, then to `<queue>.dlq` with the error in headers. The original is acked
+only after that publish is confirmed; if the broker refuses, it is requeued instead.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from functools import partial
+
+from kombu import Connection
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import Consumer, QueueConsumer
+
+from onegrid import metrics
+from onegrid.adapters import topology
+from onegrid.adapters.bus import Bus, amqp_uri
+from onegrid.adapters.store import now_iso
+
+log = logging.getLogger(__name__)
+ATTEMPT = "x-og-attempt"
+ROUTING_KEY = "x-og-routing-key"
+USER_ID = "x-og-user-id"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What a handler sees: the bytes and headers exactly as published."""
+    body: bytes
+    headers: dict
+    content_type: str | None
+    routing_key: str | None
+    redelivered: bool
+    user_id: str | None
+
+
+class RawQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer, but messages reach providers undecoded (on_message)."""
+
+    @property
+    def amqp_uri(self):
+        return amqp_uri(self.container.config["AMQP_URI"], self.container.config["TENANT"])
+
+    def get_consumers(self, consumer_cls, channel):
+        for provider in self._providers:
+            consumer = consumer_cls(queues=[provider.queue], on_message=partial(self.handle_message, provider, None),
+                                    on_decode_error=lambda message, exc: None, accept=None)
+            consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+
+class ReliableConsumer(Consumer):
+    queue_consumer = RawQueueConsumer()
+
+    def __init__(self, queue_name: str, **kwargs):
+        self.queue_name = queue_name
+        super().__init__(queue=topology.consumed_queue(queue_name), **kwargs)
+
+    def setup(self):
+        config = self.container.config
+        self.tenant = config["TENANT"]
+        self.delays = topology.retry_delays_ms()
+        uri = amqp_uri(config["AMQP_URI"], self.tenant)
+        with Connection(uri) as conn:  # our retry tiers must exist before the first failure
+            channel = conn.channel()
+            for queue in [self.queue, topology.dead_letter_queue(self.queue_name)] + \
+                         [topology.retry_queue(self.queue_name, d) for d in self.delays]:
+                queue(channel).declare()
+            channel.close()
+        self.bus = Bus(uri)
+        super().setup()
+
+    def handle_message(self, body, message):
+        headers = dict(message.headers or {})
+        routing_key, user_id = message.delivery_info.get("routing_key"), message.properties.get("user_id")
+        if routing_key == self.queue_name:
+            # back from a retry tier or a replay (the default exchange, which only OneGrid's
+            # services may write to): the original routing key and user travel in headers
+            routing_key, user_id = headers.get(ROUTING_KEY) or None, headers.get(USER_ID) or None
+        inbound = Inbound(message.body if isinstance(message.body, bytes) else bytes(message.body or b""),
+                          headers, message.content_type, routing_key,
+                          bool(message.delivery_info.get("redelivered")), user_id)
+        started = time.perf_counter()
+        try:
+            self.container.spawn_worker(self, (inbound,), {}, context_data={},
+                                        handle_result=partial(self.handle_result, message, started))
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_result(self, message, started, worker_ctx, result=None, exc_info=None):
+        outcome = "error" if exc_info else "ok"
+        metrics.HANDLER_SECONDS.labels(self.container.service_name, self.method_name, outcome).observe(
+            time.perf_counter() - started)
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+        try:
+            self._park(message, exc_info)
+        except Exception:  # the broker did not take it: keep the original, it will come back
+            log.exception("could not retry or dead-letter a message of %s; requeueing it", self.queue_name)
+            self.queue_consumer.requeue_message(message)
+        else:
+            self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+    def _park(self, message, exc_info) -> None:
+        headers = dict(message.headers or {})
+        attempt = int(headers.get(ATTEMPT, 0)) + 1
+        headers[ATTEMPT] = attempt
+        if message.delivery_info.get("routing_key") != self.queue_name:
+            headers[ROUTING_KEY] = message.delivery_info.get("routing_key") or ""
+            headers[USER_ID] = message.properties.get("user_id") or ""
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()[:2000]
+        if attempt <= len(self.delays):
+            target = topology.retry_queue(self.queue_name, self.delays[attempt - 1]).name
+            metrics.RETRIES.labels(self.tenant, self.queue_name).inc()
+            log.warning("%s attempt %d failed (%s); retrying via %s", self.queue_name, attempt, error, target)
+        else:
+            target = topology.dead_letter_queue(self.queue_name).name
+            headers.update({"x-og-error": error, "x-og-error-type": exc_info[0].__name__,
+                            "x-og-failed-at": now_iso(), "x-og-queue": self.queue_name})
+            metrics.DEAD_LETTERED.labels(self.tenant, self.queue_name).inc()
+            log.error("%s gave up after %d attempts (%s); dead-lettered to %s", self.queue_name, attempt, error,
+                      target)
+        self.bus.publish_raw(message.body, headers, message.content_type, "", target)
+
+
+reliable_consume = ReliableConsumer.decorator

@@ -1,0 +1,247 @@
+"""Case state in Redis. Every key of a tenant is under `og:{<tenant>}:`: the braces are a
+Redis Cluster hash tag, so one tenant's keys share a slot and scripts may touch several.
+
+Writes that must be all-or-nothing and idempotent (registering a case, dispatching work
+orders, quarantining) are Lua scripts; department actions read, decide in the pure domain,
+then write under WATCH, so the rules stay in Python.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import redis
+
+from onegrid.domain.cases import Step, act, case_status
+
+_REGISTER = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  return {0, existing, redis.call('HGET', KEYS[2], 'status') or ''}
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[5], 'cases', 1)
+redis.call('HINCRBY', KEYS[5], 'category:' .. ARGV[5], 1)
+return {1}
+"""
+
+# KEYS: case, timeline, wos set, stats; ARGV: level, unit, at, n, then per work order:
+# wo key, dept queue key, wo id, score, timeline json, level, dept, n fields, fields...
+_DISPATCH = """
+local created = {}
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
+  local wo_key, queue_key, wo_id, score, step = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+  local level, dept, n = ARGV[i+5], ARGV[i+6], tonumber(ARGV[i+7])
+  if redis.call('EXISTS', wo_key) == 0 then
+    redis.call('HSET', wo_key, unpack(ARGV, i + 8, i + 7 + n))
+    redis.call('SADD', KEYS[3], wo_id)
+    redis.call('ZADD', queue_key, score, wo_id)
+    redis.call('RPUSH', KEYS[2], step)
+    redis.call('HINCRBY', KEYS[4], 'work_orders', 1)
+    redis.call('HINCRBY', KEYS[4], 'level:' .. level, 1)
+    redis.call('HINCRBY', KEYS[4], 'department:' .. dept, 1)
+    table.insert(created, wo_id)
+  end
+  i = i + 8 + n
+end
+if redis.call('HGET', KEYS[1], 'status') == 'registered' then
+  redis.call('HSET', KEYS[1], 'status', 'dispatched', 'level', ARGV[1], 'unit', ARGV[2], 'dispatched_at', ARGV[3])
+end
+return created
+"""
+
+_QUARANTINE = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return {0, seen} end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('SET', KEYS[1], id)
+redis.call('HINCRBY', KEYS[3], 'quarantined', 1)
+redis.call('HINCRBY', KEYS[3], 'quarantine:' .. ARGV[1], 1)
+return {1, id}
+"""
+
+JSON_FIELDS = {"data", "reporter", "rule", "version"}
+
+
+def _flat(record: dict) -> list:
+    out = []
+    for key, value in record.items():
+        out += [key, json.dumps(value, ensure_ascii=False) if key in JSON_FIELDS else ("" if value is None else str(value))]
+    return out
+
+
+def _decode(raw: dict) -> dict:
+    rec = {k.decode(): v.decode() for k, v in raw.items()}
+    for key in JSON_FIELDS & rec.keys():
+        rec[key] = json.loads(rec[key])
+    return rec
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+
+
+class Store:
+    """One tenant's view of Redis; it cannot name another tenant's keys."""
+
+    def __init__(self, client: redis.Redis, tenant: str):
+        self.r = client
+        self.tenant = tenant
+        self.prefix = f"og:{{{tenant}}}:"
+        self._register = client.register_script(_REGISTER)
+        self._dispatch = client.register_script(_DISPATCH)
+        self._quarantine = client.register_script(_QUARANTINE)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # -- cases ---------------------------------------------------------------------------
+    def register_case(self, case: dict, dedup_key: str) -> tuple[bool, str, str, str]:
+        """(created, case id, digest on record, status). Idempotent on the event's identity."""
+        event_key = self.key("event", hashlib.sha256(dedup_key.encode()).hexdigest()[:32])
+        step = Step(case["received_at"], f"{case['department']}/{case['reporter'].get('kind', '?')}",
+                    "register", None, "registered", case["event_type"])
+        res = self._register(
+            keys=[event_key, self.key("case", case["id"]), self.key("case", case["id"], "timeline"),
+                  self.key("cases"), self.key("stats")],
+            args=[case["id"], case["digest"], time.time(), json.dumps(step.as_dict(), ensure_ascii=False),
+                  case["category"], *_flat(case)])
+        if res[0] == 1:
+            return True, case["id"], case["digest"], "registered"
+        cid, digest = res[1].decode().split("|")
+        return False, cid, digest, res[2].decode()
+
+    def case(self, case_id: str) -> dict | None:
+        raw = self.r.hgetall(self.key("case", case_id))
+        return _decode(raw) if raw else None
+
+    def timeline(self, case_id: str) -> list[dict]:
+        return [json.loads(x) for x in self.r.lrange(self.key("case", case_id, "timeline"), 0, -1)]
+
+    # -- work orders ---------------------------------------------------------------------
+    def dispatch(self, case: dict, decision, work_orders: list[dict], at: str) -> list[str]:
+        """Record the work orders (those not yet recorded) and mark the case dispatched."""
+        args = [decision.level, decision.unit, at, len(work_orders)]
+        for wo in work_orders:
+            fields = _flat(wo)
+            step = Step(at, "routing", "dispatch", case["status"], "dispatched",
+                        f"{wo['department']} at {wo['level']} {wo['unit']} ({wo['reason']})", wo["id"])
+            args += [self.key("wo", wo["id"]), self.key("department", wo["department"], "queue"), wo["id"],
+                     time.time(), json.dumps(step.as_dict(), ensure_ascii=False), wo["level"],
+                     wo["department"], len(fields), *fields]
+        created = self._dispatch(keys=[self.key("case", case["id"]), self.key("case", case["id"], "timeline"),
+                                       self.key("case", case["id"], "work_orders"), self.key("stats")], args=args)
+        return [c.decode() for c in created]
+
+    def work_order(self, wo_id: str) -> dict | None:
+        raw = self.r.hgetall(self.key("wo", wo_id))
+        return _decode(raw) if raw else None
+
+    def work_orders_of(self, case_id: str) -> list[dict]:
+        ids = sorted(x.decode() for x in self.r.smembers(self.key("case", case_id, "work_orders")))
+        return [w for w in (self.work_order(i) for i in ids) if w]
+
+    def department_queue(self, department: str, offset: int = 0, limit: int = 50) -> tuple[int, list[dict]]:
+        key = self.key("department", department, "queue")
+        ids = self.r.zrange(key, offset, offset + limit - 1)
+        return self.r.zcard(key), [w for w in (self.work_order(i.decode()) for i in ids) if w]
+
+    def act(self, wo_id: str, department: str, action: str, actor: str, note: str = "",
+            evidence: list[str] | None = None) -> tuple[dict, dict]:
+        """Apply a department's action to its work order atomically; returns (work order, case).
+        Raises LookupError for an unknown work order, TransitionRefused for a refused action."""
+        wo_key = self.key("wo", wo_id)
+        result = {}
+
+        def attempt(pipe: redis.client.Pipeline):
+            raw = pipe.hgetall(wo_key)
+            if not raw:
+                raise LookupError(f"no work order {wo_id} in {self.tenant}")
+            wo = _decode(raw)
+            case_key = self.key("case", wo["case_id"])
+            nxt = act(wo, department, action)
+            ids = sorted(x.decode() for x in pipe.smembers(self.key("case", wo["case_id"], "work_orders")))
+            pipe.watch(case_key, *(self.key("wo", i) for i in ids))  # a sibling resolving at once
+            siblings = [_decode(pipe.hgetall(self.key("wo", i))) if i != wo_id else {**wo, "status": nxt}
+                        for i in ids]
+            case_before = pipe.hget(case_key, "status").decode()
+            case_after = case_status(siblings)
+            at = now_iso()
+            step = Step(at, f"{department}/{actor}", action, wo["status"], nxt, note, wo_id)
+            pipe.multi()
+            pipe.hset(wo_key, mapping={"status": nxt, f"{action}_at": at,
+                                       **({"note": note} if note else {}),
+                                       **({"evidence_urls": json.dumps(evidence)} if evidence else {})})
+            pipe.rpush(self.key("case", wo["case_id"], "timeline"), json.dumps(step.as_dict(), ensure_ascii=False))
+            if nxt in ("returned", "resolved"):
+                pipe.zrem(self.key("department", department, "queue"), wo_id)
+            if case_after != case_before:
+                pipe.hset(case_key, "status", case_after)
+                pipe.rpush(self.key("case", wo["case_id"], "timeline"), json.dumps(
+                    Step(at, "departments", "case_" + case_after, case_before, case_after).as_dict()))
+            pipe.hincrby(self.key("stats"), f"action:{action}", 1)
+            result.update(wo={**wo, "status": nxt}, case_id=wo["case_id"])
+
+        self.r.transaction(attempt, wo_key)
+        return result["wo"], self.case(result["case_id"])
+
+    # -- quarantine ----------------------------------------------------------------------
+    def quarantine(self, body: bytes, headers: dict, content_type: str | None, routing_key: str | None,
+                   transport: str, reason: str, detail: str, department: str) -> tuple[bool, str]:
+        """Keep the original bytes and the reason; the same bytes twice are one entry."""
+        headers_json = json.dumps(headers, sort_keys=True, default=str, ensure_ascii=False)
+        fingerprint = hashlib.sha256(b"|".join([(routing_key or "").encode(), headers_json.encode(), body]))
+        fields = {"reason": reason, "detail": detail, "department": department, "routing_key": routing_key or "",
+                  "content_type": content_type or "", "transport": transport, "headers": headers_json,
+                  "received_at": now_iso(), "body": body}
+        args = [reason]
+        for k, v in fields.items():
+            args += [k, v]
+        created, entry = self._quarantine(keys=[self.key("quarantine", "seen", fingerprint.hexdigest()[:32]),
+                                                self.key("quarantine"), self.key("stats")], args=args)
+        return bool(created), entry.decode()
+
+    def quarantined(self, count: int = 100, reason: str | None = None, start: str = "-") -> list[dict]:
+        entries = []
+        for entry_id, raw in self.r.xrange(self.key("quarantine"), min=start, count=count):
+            rec = {k.decode(): (v if k == b"body" else v.decode()) for k, v in raw.items()}
+            rec["id"] = entry_id.decode()
+            if reason is None or rec["reason"] == reason:
+                entries.append(rec)
+        return entries
+
+    def release(self, entry: dict) -> None:
+        """Forget a quarantine entry once it has been replayed onto the bus."""
+        fingerprint = hashlib.sha256(b"|".join([entry["routing_key"].encode(), entry["headers"].encode(),
+                                                entry["body"]]))
+        self.r.delete(self.key("quarantine", "seen", fingerprint.hexdigest()[:32]))
+        self.r.xdel(self.key("quarantine"), entry["id"])
+        self.r.hincrby(self.key("stats"), "quarantined", -1)
+        self.r.hincrby(self.key("stats"), "quarantine:" + entry["reason"], -1)
+        self.r.hincrby(self.key("stats"), "replayed", 1)
+
+    # -- figures -------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.r.hgetall(self.key("stats")).items()}
+
+    def purge(self) -> int:
+        """Delete every key of this tenant (demo reset, offboarding with deletion)."""
+        n = 0
+        for batch in self._scan_batches():
+            n += self.r.delete(*batch)
+        return n
+
+    def _scan_batches(self, size: int = 500):
+        batch = []
+        for key in self.r.scan_iter(match=self.prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=size):
+            batch.append(key)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

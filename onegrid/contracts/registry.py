@@ -1,0 +1,185 @@
+"""Loading every contract file into one registry, collecting problems as file, path, reason."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from marshmallow import Schema
+
+from onegrid.contracts.fields import check_field, check_fields, compile_schema
+from onegrid.tenant import Tenant, parse_tenant
+
+DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{2,47}$")
+EVENT_KEYS = {"type", "version", "summary", "category", "fields"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.reason}"
+
+
+class ContractsInvalid(Exception):
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class EventContract:
+    department: str
+    type: str
+    version: int
+    summary: str
+    category: str | None  # None: the reporter chooses, in the `category` field
+    fields: dict
+    schema: Schema = field(compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """`<department>.<type>`: the routing key and the CloudEvents type."""
+        return f"{self.department}.{self.type}"
+
+
+@dataclass
+class Registry:
+    categories: dict[str, dict] = field(default_factory=dict)
+    departments: dict[str, dict] = field(default_factory=dict)
+    events: dict[tuple[str, int], EventContract] = field(default_factory=dict)
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+
+    def versions(self, key: str) -> list[int]:
+        return sorted(v for k, v in self.events if k == key)
+
+    def event_types(self, department: str) -> list[EventContract]:
+        return [c for c in self.events.values() if c.department == department]
+
+
+def load_strict(root: str | Path) -> Registry:
+    registry, problems = load(root)
+    if problems:
+        raise ContractsInvalid(problems)
+    return registry
+
+
+def load(root: str | Path) -> tuple[Registry, list[Problem]]:
+    root = Path(root)
+    registry, problems = Registry(), []
+
+    def read(path: Path):
+        name = str(path.relative_to(root.parent)) if root.parent in path.parents else str(path)
+        try:
+            return name, yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            problems.append(Problem(name, "$", f"cannot be read as YAML: {exc}".replace("\n", " ")))
+            return name, None
+
+    name, doc = read(root / "categories.yaml")
+    for i, cat in enumerate((doc or {}).get("categories") or []):
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), str):
+            problems.append(Problem(name, f"categories[{i}]", "needs an id"))
+        elif set(cat) - {"id", "name", "name_zh"}:
+            problems.append(Problem(name, f"categories[{i}]", f"unknown keys {sorted(set(cat) - {'id', 'name', 'name_zh'})}"
+                                    "; a category has id, name and name_zh (quote text with commas)"))
+        else:
+            registry.categories[cat["id"]] = cat
+    if doc is not None and not registry.categories:
+        problems.append(Problem(name, "categories", "lists no category"))
+
+    name, doc = read(root / "common.yaml")
+    common = (doc or {}).get("case_fields") or {}
+    problems += [Problem(name, p, r) for p, r in check_fields(common, "case_fields")]
+
+    for path in sorted((root / "departments").glob("*.yaml")):
+        name, doc = read(path)
+        if doc is not None:
+            problems += _load_department(registry, doc, path.stem, name, common)
+
+    for path in sorted((root / "tenants").glob("*.yaml")):
+        name, doc = read(path)
+        if doc is None:
+            continue
+        tenant, found = parse_tenant(doc, path.stem, registry.categories, registry.departments)
+        problems += [Problem(name, p, r) for p, r in found]
+        if tenant is not None:
+            registry.tenants[tenant.id] = tenant
+    return registry, problems
+
+
+def _load_department(registry: Registry, doc, stem: str, name: str, common: dict) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def bad(path, reason):
+        problems.append(Problem(name, path, reason))
+
+    if not isinstance(doc, dict):
+        bad("$", "a department contract is a map")
+        return problems
+    dept = doc.get("department")
+    if not isinstance(dept, str) or not DEPARTMENT_ID.match(dept):
+        bad("department", "must match ^[a-z][a-z0-9_]{1,31}$")
+        return problems
+    if dept != stem:
+        bad("department", f"{dept!r} must equal the file name {stem!r}")
+    for key in ("name", "name_zh"):
+        if not isinstance(doc.get(key), str):
+            bad(key, "is required")
+    events = doc.get("events")
+    if not isinstance(events, list) or len(events) < 2:
+        bad("events", "a department declares at least two event types")
+        events = events if isinstance(events, list) else []
+    registry.departments[dept] = {k: doc.get(k) for k in ("department", "name", "name_zh")}
+    for i, ev in enumerate(events):
+        where = f"events[{i}]"
+        if not isinstance(ev, dict):
+            bad(where, "an event type is a map")
+            continue
+        before = len(problems)
+        for key in ev:
+            if key not in EVENT_KEYS:
+                bad(f"{where}.{key}", f"unknown key; one of {', '.join(sorted(EVENT_KEYS))}")
+        etype, version = ev.get("type"), ev.get("version")
+        if not isinstance(etype, str) or not EVENT_TYPE.match(etype):
+            bad(f"{where}.type", "must match ^[a-z][a-z0-9_]{2,47}$")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            bad(f"{where}.version", "must be an integer >= 1")
+        if not isinstance(ev.get("summary"), str):
+            bad(f"{where}.summary", "is required")
+        own = ev.get("fields") or {}
+        for field_path, reason in check_fields(own, f"{where}.fields") if own else []:
+            bad(field_path, reason)
+        for clash in sorted(set(own) & set(common)):
+            bad(f"{where}.fields.{clash}", "redeclares a common case field (contracts/common.yaml)")
+        problems += _check_category(ev, own, registry.categories, name, where)
+        if (f"{dept}.{etype}", version) in registry.events:
+            bad(where, f"{etype} version {version} is declared twice")
+        if len(problems) == before:
+            specs = {**common, **own}
+            registry.events[(f"{dept}.{etype}", version)] = EventContract(
+                dept, etype, version, ev["summary"], ev.get("category"), specs,
+                compile_schema(specs, name=f"{dept}.{etype}.v{version}"))
+    return problems
+
+
+def _check_category(ev: dict, own: dict, categories: dict, name: str, where: str) -> list[Problem]:
+    fixed, chosen = ev.get("category"), own.get("category")
+    if (fixed is None) == (chosen is None):
+        return [Problem(name, where, "needs exactly one of a fixed `category` or a `category` field")]
+    if fixed is not None:
+        if fixed not in categories:
+            return [Problem(name, f"{where}.category", f"unknown category {fixed!r} (contracts/categories.yaml)")]
+        return []
+    field_problems = check_field(chosen, f"{where}.fields.category")
+    if chosen.get("type") != "enum" or not chosen.get("required"):
+        return [Problem(name, f"{where}.fields.category", "must be a required enum of category ids")]
+    unknown = [v for v in chosen.get("values") or [] if v not in categories]
+    if unknown:
+        return [Problem(name, f"{where}.fields.category.values", f"unknown categories {unknown}")]
+    return [Problem(name, p, r) for p, r in field_problems]

@@ -1,0 +1,139 @@
+"""Admitting a department event: from raw bytes and headers to a case draft or a reason.
+
+`admit` never raises for bad input: every way an event can be wrong maps to one bounded
+reason code (a metric label) and a precise detail (for the person reading the quarantine).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from marshmallow import ValidationError
+
+from onegrid import envelope as ce
+from onegrid.contracts import Registry
+from onegrid.tenant import Tenant
+
+REASONS = {
+    "payload_too_large": "the event is larger than the tenant's max_payload_bytes",
+    "invalid_encoding": "the body is not UTF-8",
+    "malformed_json": "the body is not JSON",
+    "missing_attribute": "a required CloudEvents attribute is missing",
+    "invalid_attribute": "a CloudEvents attribute has a wrong value",
+    "unknown_tenant": "the event names another tenant than this bus's",
+    "unknown_department": "no contract for the department",
+    "department_disabled": "the department is not enabled for this tenant",
+    "department_mismatch": "the event type or routing key belongs to another department",
+    "unknown_event_type": "no contract for the event type",
+    "unknown_version": "no contract for this version of the event type",
+    "schema_violation": "the data does not satisfy the contract",
+    "unknown_grid": "the grid is not in the tenant's grid tree",
+    "id_reused": "the event id was already used for different content",
+}
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """An event as it arrived: the original bytes and headers, kept for quarantine and replay."""
+    body: bytes
+    headers: dict
+    content_type: str | None = None
+    routing_key: str | None = None  # None when it came over HTTP
+    transport: str = "amqp"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    detail: str
+    department: str = "unknown"  # bounded: a known department id or "unknown"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    envelope: ce.Envelope
+    data: dict = field(repr=False)
+    category: str
+    severity: str
+    grid: str
+    version: int
+
+    @property
+    def dedup_key(self) -> str:
+        """CloudEvents identity is source + id; scoped by department, which speaks only as itself."""
+        return f"{self.envelope.department}|{self.envelope.source}|{self.envelope.id}"
+
+    @property
+    def digest(self) -> str:
+        """Fingerprint of the content, to tell a resend from an id reused for something else."""
+        canon = json.dumps([self.envelope.type, self.version, self.data], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canon.encode()).hexdigest()[:32]
+
+
+def admit(raw: RawEvent, tenant: Tenant, registry: Registry) -> Accepted | Rejected:
+    if len(raw.body) > tenant.max_payload_bytes:
+        return Rejected("payload_too_large", f"{len(raw.body)} bytes is more than {tenant.max_payload_bytes}")
+    try:
+        text = raw.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected("invalid_encoding", f"body is not UTF-8: {exc}")
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return Rejected("malformed_json", f"body is not JSON: {exc}")
+    try:
+        if (raw.content_type or "").startswith(ce.STRUCTURED):
+            if not isinstance(doc, dict):
+                return Rejected("malformed_json", "a structured CloudEvent must be a JSON object")
+            env, data = ce.Envelope.from_structured(doc), doc.get("data")
+        else:
+            env, data = ce.Envelope.from_headers(raw.headers), doc
+        key, version = env.contract
+    except ce.EnvelopeError as exc:
+        return Rejected(exc.reason, exc.detail)
+    return _check(raw, env, key, version, data, tenant, registry)
+
+
+def _check(raw, env, key, version, data, tenant: Tenant, registry: Registry) -> Accepted | Rejected:
+    dept = env.department if env.department in registry.departments else "unknown"
+    if env.tenant != tenant.id:
+        return Rejected("unknown_tenant", f"tenant {env.tenant!r} is not this bus's tenant {tenant.id!r}", dept)
+    if dept == "unknown":
+        return Rejected("unknown_department", f"no contract for department {env.department!r}")
+    if dept not in tenant.departments:
+        return Rejected("department_disabled", f"department {dept!r} is not enabled for {tenant.id}", dept)
+    for what, value in (("type", env.type), ("routing key", raw.routing_key), ("dataschema", key)):
+        if value is not None and not value.startswith(dept + "."):
+            return Rejected("department_mismatch", f"{what} {value!r} does not belong to department {dept!r}", dept)
+    if key != env.type:
+        return Rejected("invalid_attribute", f"dataschema names {key!r} but type is {env.type!r}", dept)
+    if raw.routing_key is not None and raw.routing_key != env.type:
+        return Rejected("department_mismatch", f"routing key {raw.routing_key!r} differs from type {env.type!r}", dept)
+    versions = registry.versions(key)
+    if not versions:
+        return Rejected("unknown_event_type", f"no contract for event type {key!r}", dept)
+    if version not in versions:
+        return Rejected("unknown_version", f"{key} has no version {version}; known: {versions}", dept)
+    contract = registry.events[(key, version)]
+    if not isinstance(data, dict):
+        return Rejected("schema_violation", f"data must be a JSON object, got {type(data).__name__}", dept)
+    try:
+        contract.schema.load(data)
+    except ValidationError as exc:
+        return Rejected("schema_violation", f"{key} v{version}: {_flatten(exc.messages)}", dept)
+    if data["grid"] not in tenant.nodes or tenant.nodes[data["grid"]].level != "grid":
+        return Rejected("unknown_grid", f"grid {data['grid']!r} is not a grid of {tenant.id}", dept)
+    return Accepted(env, data, contract.category or data["category"], data["severity"], data["grid"], version)
+
+
+def _flatten(messages, prefix="") -> str:
+    """marshmallow's nested error dict as `path: message; path: message`, sorted."""
+    parts = []
+    if isinstance(messages, dict):
+        for name, sub in sorted(messages.items(), key=lambda kv: str(kv[0])):
+            parts.append(_flatten(sub, f"{prefix}{name}." if not isinstance(name, int) else f"{prefix}[{name}]."))
+        return "; ".join(p for p in parts if p)
+    if isinstance(messages, list):
+        return f"{prefix.rstrip('.')}: " + " ".join(str(m) for m in messages)
+    return f"{prefix.rstrip('.')}: {messages}"
