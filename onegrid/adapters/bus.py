@@ -3,6 +3,7 @@ has taken responsibility, and `mandatory` turns "no queue bound" into an error, 
 from __future__ import annotations
 
 import json
+from urllib.parse import quote, unquote, urlparse
 
 from nameko.amqp.publish import Publisher
 
@@ -12,7 +13,11 @@ from onegrid.adapters import topology
 
 def amqp_uri(base: str, tenant: str) -> str:
     """The tenant's vhost on the broker at `base` (e.g. amqp://guest:guest@127.0.0.1:5672/)."""
-    return base.rstrip("/") + "/" + tenant
+    return base.rstrip("/") + "/" + quote(tenant, safe="")
+
+
+def vhost_of(uri: str) -> str:
+    return unquote(urlparse(uri).path.lstrip("/")) or "/"
 
 
 class Bus:

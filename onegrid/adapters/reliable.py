@@ -21,7 +21,7 @@ from nameko.messaging import Consumer, QueueConsumer
 
 from onegrid import metrics
 from onegrid.adapters import topology
-from onegrid.adapters.bus import Bus, amqp_uri
+from onegrid.adapters.bus import Bus
 from onegrid.adapters.store import now_iso
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ class Inbound:
 class RawQueueConsumer(QueueConsumer):
     """nameko's QueueConsumer, but messages reach providers undecoded (on_message)."""
 
-    @property
-    def amqp_uri(self):
-        return amqp_uri(self.container.config["AMQP_URI"], self.container.config["TENANT"])
-
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
             consumer = consumer_cls(queues=[provider.queue], on_message=partial(self.handle_message, provider, None),
@@ -68,7 +64,7 @@ class ReliableConsumer(Consumer):
         config = self.container.config
         self.tenant = config["TENANT"]
         self.delays = topology.retry_delays_ms()
-        uri = amqp_uri(config["AMQP_URI"], self.tenant)
+        uri = config["AMQP_URI"]
         with Connection(uri) as conn:  # our retry tiers must exist before the first failure
             channel = conn.channel()
             for queue in [self.queue, topology.dead_letter_queue(self.queue_name)] + \

@@ -174,7 +174,7 @@ class Store:
             at = now_iso()
             step = Step(at, f"{department}/{actor}", action, wo["status"], nxt, note, wo_id)
             pipe.multi()
-            pipe.hset(wo_key, mapping={"status": nxt, f"{action}_at": at,
+            pipe.hset(wo_key, mapping={"status": nxt, f"{nxt}_at": at,
                                        **({"note": note} if note else {}),
                                        **({"evidence_urls": json.dumps(evidence)} if evidence else {})})
             pipe.rpush(self.key("case", wo["case_id"], "timeline"), json.dumps(step.as_dict(), ensure_ascii=False))

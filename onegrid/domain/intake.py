@@ -137,3 +137,14 @@ def _flatten(messages, prefix="") -> str:
     if isinstance(messages, list):
         return f"{prefix.rstrip('.')}: " + " ".join(str(m) for m in messages)
     return f"{prefix.rstrip('.')}: {messages}"
+
+
+def on_resend(digest: str, recorded_digest: str, status: str) -> str:
+    """What to do when an event's identity already has a case.
+
+    `id_reused`: same id, other content — quarantine it, do not touch the case.
+    `republish`: the case never left `registered`, so the first delivery may have died before
+    announcing it; announce again (routing is idempotent). `duplicate`: nothing to do."""
+    if digest != recorded_digest:
+        return "id_reused"
+    return "republish" if status == "registered" else "duplicate"

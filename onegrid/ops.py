@@ -1,0 +1,98 @@
+"""Operator actions on a tenant's bus and store: onboarding, replaying quarantine and
+dead letters. Shared by the CLI, the demo and the tests."""
+from __future__ import annotations
+
+import json
+
+import redis
+from kombu import Connection
+
+from onegrid import settings
+from onegrid.adapters import topology
+from onegrid.adapters.bus import Bus, amqp_uri
+from onegrid.adapters.management import Management
+from onegrid.adapters.store import Store
+from onegrid.contracts import load_strict
+from onegrid.tenant import Tenant
+
+
+def tenant(tenant_id: str, contracts_dir: str | None = None) -> Tenant:
+    registry = load_strict(contracts_dir or settings.CONTRACTS_DIR)
+    if tenant_id not in registry.tenants:
+        raise SystemExit(f"no tenant {tenant_id!r}; known: {', '.join(sorted(registry.tenants))}")
+    return registry.tenants[tenant_id]
+
+
+def uri(tenant_id: str) -> str:
+    return amqp_uri(settings.AMQP_BASE, tenant_id)
+
+
+def store(tenant_id: str) -> Store:
+    return Store(redis.Redis.from_url(settings.REDIS_URL), tenant_id)
+
+
+def onboard(t: Tenant, reset: bool = False) -> dict:
+    """The tenant's vhost and topology on RabbitMQ; with `reset`, an empty bus and store."""
+    mgmt = Management(settings.MANAGEMENT_URL)
+    if reset:
+        mgmt.delete_vhost(t.id)
+        store(t.id).purge()
+    created = mgmt.ensure_vhost(t.id, f"OneGrid tenant {t.id}: {t.name}")
+    with Connection(uri(t.id)) as conn:
+        queues = topology.declare(conn, t.departments)
+    return {"vhost": t.id, "vhost_created": created, "queues": queues}
+
+
+def replay_quarantine(tenant_id: str, reason: str | None = None, entry_id: str | None = None,
+                      limit: int = 10_000) -> list[dict]:
+    """Put quarantined events back on the intake exchange, original bytes and headers, and
+    forget them; intake judges them again (a still-bad one is quarantined again)."""
+    st, bus = store(tenant_id), Bus(uri(tenant_id))
+    replayed = []
+    start = entry_id or "-"
+    for entry in st.quarantined(count=1 if entry_id else limit, reason=reason, start=start):
+        if entry_id and entry["id"] != entry_id:
+            break
+        headers = json.loads(entry["headers"])
+        key = entry["routing_key"] or headers.get("ce-type") or _structured_type(entry["body"]) or "unknown.unknown"
+        bus.publish_raw(entry["body"], headers, entry["content_type"] or None, topology.INTAKE, key,
+                        mandatory=True)
+        st.release(entry)
+        replayed.append({"id": entry["id"], "reason": entry["reason"], "routing_key": key})
+    return replayed
+
+
+def _structured_type(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+        return doc.get("type") if isinstance(doc, dict) and isinstance(doc.get("type"), str) else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def dead_letters(tenant_id: str, queue: str | None = None, replay: bool = False, limit: int = 10_000) -> list[dict]:
+    """Read (and with `replay`, move back to their queue) messages in `<queue>.dlq`."""
+    names = [queue] if queue else list(topology.CONSUMED)
+    found = []
+    with Connection(uri(tenant_id)) as conn:
+        bus = Bus(uri(tenant_id))
+        for name in names:
+            dlq = topology.dead_letter_queue(name)(conn.default_channel)
+            held = []
+            while len(found) < limit:
+                msg = dlq.get(no_ack=False)
+                if msg is None:
+                    break
+                headers = dict(msg.headers or {})
+                found.append({"queue": name, "error": headers.get("x-og-error", ""),
+                              "failed_at": headers.get("x-og-failed-at", ""),
+                              "attempts": headers.get("x-og-attempt", 0), "bytes": len(msg.body)})
+                if replay:
+                    headers.pop("x-og-attempt", None)
+                    bus.publish_raw(msg.body, headers, msg.content_type, "", name)
+                    msg.ack()
+                else:
+                    held.append(msg)
+            for msg in held:
+                msg.reject(requeue=True)
+    return found
