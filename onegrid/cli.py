@@ -4,21 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-from rich.table import Table
-
 from onegrid import settings
-
-console = Console(width=None if sys.stdout.isatty() else 200)
-
-
-def _table(title: str, columns: list[str], rows) -> Table:
-    table = Table(title=title, title_justify="left")
-    for i, col in enumerate(columns):
-        table.add_column(col, justify="right" if i else "left")
-    for row in rows:
-        table.add_row(*(str(c) for c in row))
-    return table
+from onegrid.ui import console
+from onegrid.ui import table as _table
 
 
 def cmd_contracts_check(args) -> int:
@@ -103,7 +91,7 @@ def cmd_demo(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="onegrid", description=__doc__)
-    parser.add_argument("--dir", default=settings.CONTRACTS_DIR, help="contracts directory (default: %(default)s)")
+    parser.add_argument("--dir", default=settings.contracts_dir(), help="contracts directory (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     contracts = sub.add_parser("contracts", help="the contracts registry").add_subparsers(dest="sub", required=True)

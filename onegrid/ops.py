@@ -17,23 +17,23 @@ from onegrid.tenant import Tenant
 
 
 def tenant(tenant_id: str, contracts_dir: str | None = None) -> Tenant:
-    registry = load_strict(contracts_dir or settings.CONTRACTS_DIR)
+    registry = load_strict(contracts_dir or settings.contracts_dir())
     if tenant_id not in registry.tenants:
         raise SystemExit(f"no tenant {tenant_id!r}; known: {', '.join(sorted(registry.tenants))}")
     return registry.tenants[tenant_id]
 
 
 def uri(tenant_id: str) -> str:
-    return amqp_uri(settings.AMQP_BASE, tenant_id)
+    return amqp_uri(settings.amqp_base(), tenant_id)
 
 
 def store(tenant_id: str) -> Store:
-    return Store(redis.Redis.from_url(settings.REDIS_URL), tenant_id)
+    return Store(redis.Redis.from_url(settings.redis_url()), tenant_id)
 
 
 def onboard(t: Tenant, reset: bool = False) -> dict:
     """The tenant's vhost and topology on RabbitMQ; with `reset`, an empty bus and store."""
-    mgmt = Management(settings.MANAGEMENT_URL)
+    mgmt = Management(settings.management_url())
     if reset:
         mgmt.delete_vhost(t.id)
         store(t.id).purge()

@@ -57,7 +57,7 @@ class Simulator:
     def __init__(self, tenant: Tenant, uri: str, registry: Registry | None = None, seed: int = 7,
                  run_id: str | None = None):
         self.tenant, self.uri = tenant, uri
-        self.registry = registry or load_strict(settings.CONTRACTS_DIR)
+        self.registry = registry or load_strict(settings.contracts_dir())
         self.rng = random.Random(seed)
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.seq = 0
@@ -101,7 +101,8 @@ class Simulator:
         p.expect, p.category = kind, None
         data = json.loads(p.body)
         if kind == "malformed_json":
-            p.body = p.body[: len(p.body) // 2]
+            text = p.body.decode()
+            p.body = text[: len(text) // 2].encode()  # cut on a character, so it is still UTF-8
         elif kind == "invalid_encoding":
             p.body = b'{"summary": "\xff\xfe broken"}'
         elif kind == "schema_violation":

@@ -51,6 +51,7 @@ for _ = 1, tonumber(ARGV[4]) do
 end
 if redis.call('HGET', KEYS[1], 'status') == 'registered' then
   redis.call('HSET', KEYS[1], 'status', 'dispatched', 'level', ARGV[1], 'unit', ARGV[2], 'dispatched_at', ARGV[3])
+  redis.call('HINCRBY', KEYS[4], 'cases_dispatched', 1)
 end
 return created
 """
@@ -184,7 +185,7 @@ class Store:
                 pipe.hset(case_key, "status", case_after)
                 pipe.rpush(self.key("case", wo["case_id"], "timeline"), json.dumps(
                     Step(at, "departments", "case_" + case_after, case_before, case_after).as_dict()))
-            pipe.hincrby(self.key("stats"), f"action:{action}", 1)
+            pipe.hincrby(self.key("stats"), f"{department}:{nxt}", 1)
             result.update(wo={**wo, "status": nxt}, case_id=wo["case_id"])
 
         self.r.transaction(attempt, wo_key)

@@ -1,0 +1,61 @@
+"""End to end on the real bus: a few hundred events from many departments, some bad, each
+ends as exactly one case in the right department's queue, or in quarantine with its reason.
+Publishing them all again (a redelivery storm) changes nothing."""
+import json
+from collections import Counter
+
+import pytest
+
+from onegrid.domain.cases import case_id
+from onegrid.reconcile import reconcile
+from onegrid.simulator import BAD_KINDS
+from tests.support import queue_depth, wait_until
+
+pytestmark = pytest.mark.e2e
+EVENTS = 400
+
+
+def _gather(county, planned):
+    case_of = {}
+    for p in planned:
+        if p.expect == "case":
+            case = county.store.case(case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}"))
+            if case:
+                case_of[p.event_id] = case
+    reason_of = {}
+    for entry in county.store.quarantined(count=100_000):
+        reason_of.setdefault(json.loads(entry["headers"]).get("ce-id"), []).append(entry["reason"])
+    return case_of, reason_of
+
+
+def test_every_event_is_accounted_for_exactly_once(county):
+    sim = county.simulator(seed=2026)
+    planned = sim.plan(EVENTS, bad_every=10)
+    assert len({p.department for p in planned if p.expect == "case"}) >= 12
+    sim.publish(planned, threads=2)
+
+    def settled():
+        s = county.store.stats()
+        return s.get("cases_dispatched", 0) + s.get("quarantined", 0) >= EVENTS and s
+    stats = wait_until(settled, timeout=90, what="all events processed")
+
+    rec = reconcile(planned, *_gather(county, planned))
+    assert rec.ok, rec.problems[:10]
+    assert rec.cases_found == EVENTS - EVENTS // 10
+    assert rec.quarantine_found == Counter({k: (EVENTS // 10) // len(BAD_KINDS) for k in BAD_KINDS})
+    assert stats["cases"] == rec.cases_found and stats["quarantined"] == EVENTS // 10
+
+    # every case has work orders, and each department's queue holds exactly its work orders
+    for dept in county.tenant.departments:
+        assert queue_depth(county.uri, f"workorders.{dept}") == stats.get(f"department:{dept}", 0), dept
+    for case in _gather(county, planned)[0].values():
+        orders = county.store.work_orders_of(case["id"])
+        assert orders and all(o["case_id"] == case["id"] for o in orders)
+
+    # at-least-once delivery: the same events again make no new case and no new quarantine entry
+    sim.publish(planned, threads=2)
+    wait_until(lambda: queue_depth(county.uri, "intake.events") == 0, timeout=60, what="resend drained")
+    wait_until(lambda: queue_depth(county.uri, "routing.case-registered") == 0, timeout=60, what="routing idle")
+    after = county.store.stats()
+    assert (after["cases"], after["quarantined"], after["work_orders"]) == (
+        stats["cases"], stats["quarantined"], stats["work_orders"])

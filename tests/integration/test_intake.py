@@ -1,0 +1,125 @@
+"""intake over the real bus and over HTTP: cases, idempotency, quarantine with the original
+bytes and a precise reason, and replay after a contract fix."""
+import dataclasses
+import json
+
+import pytest
+import requests
+import yaml
+
+from onegrid import envelope as ce
+from onegrid.cli import main as cli
+from onegrid.domain.cases import case_id, work_order_id
+from tests.support import drain, publish, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _case_of(county, p):
+    return county.store.case(case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}"))
+
+
+def test_an_event_becomes_a_case_and_a_work_order_in_the_departments_queue(county):
+    sim = county.simulator(seed=11)
+    p = sim.good()
+    publish(county.uri, [p])
+    case = wait_until(lambda: (c := _case_of(county, p)) and c["status"] == "dispatched" and c, what="dispatch")
+    assert case["category"] == p.category and case["department"] == p.department
+    orders = county.store.work_orders_of(case["id"])
+    assert orders and all(o["status"] == "dispatched" for o in orders)
+    for order in orders:
+        msgs = wait_until(lambda: [m for m in drain(county.uri, f"workorders.{order['department']}")
+                                   if m[0]["ce-subject"] == order["id"]], what="work order message")
+        headers, body = msgs[0]
+        assert headers["ce-type"] == "work_order.dispatched" and headers["ce-tenant"] == county.id
+        assert headers["ce-specversion"] == "1.0" and headers["ce-dataschema"].startswith("urn:onegrid:contract:")
+        assert json.loads(body)["case_id"] == case["id"]
+
+
+def test_redelivered_or_resent_events_make_one_case(county):
+    sim = county.simulator(seed=12)
+    p = sim.good()
+    before = county.store.stats().get("cases", 0)
+    publish(county.uri, [p, p, p])
+    wait_until(lambda: _case_of(county, p), what="case")
+    wait_until(lambda: county.store.stats().get("cases", 0) == before + 1, what="count")
+    data = json.loads(p.body)
+    data["summary"] = "something else entirely"  # same identity, other content
+    reused = dataclasses.replace(p, body=json.dumps(data).encode())
+    publish(county.uri, [reused])
+    wait_until(lambda: county.store.quarantined(reason="id_reused"), what="id_reused quarantine")
+    assert county.store.stats()["cases"] == before + 1
+
+
+def _post(county, body: bytes, headers: dict):
+    return requests.post(county.services.url("intake") + "/events", data=body, headers=headers, timeout=10)
+
+
+def test_http_binary_structured_and_batch(county):
+    sim = county.simulator(seed=13)
+    p = sim.good()
+    first = _post(county, p.body, {**p.headers, "Content-Type": "application/json"})
+    assert first.status_code == 201 and first.json()["outcome"] == "registered"
+    again = _post(county, p.body, {**p.headers, "Content-Type": "application/json"})
+    assert again.status_code == 200 and again.json() == {**first.json(), "outcome": "duplicate"}
+
+    q = sim.good()
+    structured = {k[3:]: v for k, v in q.headers.items()} | {"data": json.loads(q.body)}
+    resp = _post(county, json.dumps(structured).encode(), {"Content-Type": ce.STRUCTURED})
+    assert resp.status_code == 201
+
+    good, bad = sim.good(), sim.bad("unknown_grid")
+    batch = [{k[3:]: v for k, v in e.headers.items()} | {"data": json.loads(e.body)} for e in (good, bad)]
+    resp = _post(county, json.dumps(batch).encode(), {"Content-Type": ce.BATCH})
+    assert resp.status_code == 200
+    assert resp.json()["counts"] == {"registered": 1, "quarantined": 1}
+    assert resp.json()["results"][1]["reason"] == "unknown_grid"
+
+    too_many = json.dumps([{}] * (county.tenant.max_batch + 1)).encode()
+    assert _post(county, too_many, {"Content-Type": ce.BATCH}).status_code == 413
+
+
+def test_http_bad_input_is_refused_and_quarantined_with_its_bytes(county):
+    sim = county.simulator(seed=14)
+    p = sim.good()
+    broken = b'{"grid": "410102-001-001-001", "summary": '
+    resp = _post(county, broken, {**p.headers, "Content-Type": "application/json"})
+    assert resp.status_code == 422
+    assert resp.json()["reason"] == "malformed_json" and "not JSON" in resp.json()["detail"]
+    entry = [e for e in county.store.quarantined(count=10_000) if e["id"] == resp.json()["quarantine_id"]][0]
+    assert entry["body"] == broken and entry["transport"] == "http"
+
+    big = sim.bad("payload_too_large")
+    resp = _post(county, big.body, {**big.headers, "Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["reason"] == "payload_too_large"
+
+    wrong = sim.good()
+    data = json.loads(wrong.body)
+    data["severity"] = "apocalyptic"
+    resp = _post(county, json.dumps(data).encode(), {**wrong.headers, "Content-Type": "application/json"})
+    assert resp.status_code == 422 and "severity" in resp.json()["detail"]
+
+
+def test_quarantined_events_replay_after_the_contract_is_fixed(county):
+    sim = county.simulator(seed=15)
+    p = sim.good()
+    key, version2 = p.routing_key, ce.dataschema(p.routing_key, 2)
+    p.headers["ce-dataschema"] = version2
+    publish(county.uri, [p])
+    wait_until(lambda: [e for e in county.store.quarantined(reason="unknown_version", count=10_000)
+                        if json.loads(e["headers"])["ce-id"] == p.event_id], what="unknown_version")
+
+    # the department's contract gains version 2 (same fields), intake restarts with it
+    dept, etype = key.split(".")
+    path = county.contracts / "departments" / f"{dept}.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    v1 = next(e for e in doc["events"] if e["type"] == etype and e["version"] == 1)
+    doc["events"].append({**v1, "version": 2})
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    county.services.restart("intake")
+
+    assert cli(["--dir", str(county.contracts), "quarantine", "replay", county.id, "--reason", "unknown_version"]) == 0
+    case = wait_until(lambda: _case_of(county, p), what="replayed case")
+    assert case["version"] == 2
+    assert not [e for e in county.store.quarantined(count=10_000) if json.loads(e["headers"]).get("ce-id") == p.event_id]
+    assert work_order_id(case["id"], "x").startswith("w-")
