@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 CST = timezone(timedelta(hours=8))
 _WORDS = "网格 巡查 发现 居民 反映 门店 楼道 路口 隐患 占道 噪音 违建 排查 处置 上报 核实 群众 社区 街道 问题".split()
 _DIGITS = [chr(c) for c in range(ord("0"), ord("9") + 1)]
+_PRINTABLE = [chr(c) for c in range(0x21, 0x7f)]
 
 
 def sample_regex(pattern: str, rng: random.Random) -> str:
@@ -27,6 +28,8 @@ def _emit(parsed, rng) -> list[str]:
             out.append(chr(arg))
         elif op is C.IN:
             out.append(_pick_class(arg, rng))
+        elif op is C.NOT_LITERAL:
+            out.append(rng.choice([c for c in _PRINTABLE if ord(c) != arg]))
         elif op is C.ANY:
             out.append(rng.choice(_DIGITS))
         elif op in (C.MAX_REPEAT, C.MIN_REPEAT):
@@ -41,15 +44,32 @@ def _emit(parsed, rng) -> list[str]:
 
 
 def _pick_class(items, rng) -> str:
-    choices = []
+    choices, negate = [], False
     for op, arg in items:
-        if op is C.LITERAL:
+        if op is C.NEGATE:
+            negate = True
+        elif op is C.LITERAL:
             choices.append(chr(arg))
         elif op is C.RANGE:
             choices += [chr(c) for c in range(arg[0], arg[1] + 1)]
         elif op is C.CATEGORY:
             choices += _DIGITS
+    if negate:
+        excluded = set(choices)
+        choices = [c for c in _PRINTABLE if c not in excluded]
     return rng.choice(choices)
+
+
+def _bounds(spec: dict, span: float) -> tuple[float, float]:
+    """A sampling range inside the spec's min/max, at most `span` wide."""
+    lo, hi = spec.get("min"), spec.get("max")
+    if lo is None and hi is None:
+        return 0, span
+    if lo is None:
+        return hi - span, hi
+    if hi is None:
+        return lo, lo + span
+    return lo, min(hi, lo + span)
 
 
 def sample_field(spec: dict, rng: random.Random):
@@ -63,10 +83,11 @@ def sample_field(spec: dict, rng: random.Random):
             text += rng.choice(_WORDS)
         return text[:max(hi, lo)]
     if kind == "integer":
-        return rng.randint(spec.get("min", 0), min(spec.get("max", 1000), spec.get("min", 0) + 1000))
+        lo, hi = _bounds(spec, 1000)
+        return rng.randint(int(lo), int(hi))
     if kind == "number":
-        lo = spec.get("min", 0)
-        return round(rng.uniform(lo, min(spec.get("max", lo + 1000), lo + 1000)), 6)
+        lo, hi = _bounds(spec, 1000)
+        return min(hi, max(lo, round(rng.uniform(lo, hi), 6)))
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "enum":
@@ -78,7 +99,8 @@ def sample_field(spec: dict, rng: random.Random):
     if kind == "url":
         return f"https://evidence.onegrid.invalid/photos/{rng.getrandbits(48):012x}.jpg"
     if kind == "list":
-        n = rng.randint(spec.get("min_items", 0), min(spec.get("max_items", 3), 3))
+        lo = spec.get("min_items", 0)
+        n = rng.randint(lo, min(spec.get("max_items", lo + 3), lo + 3))
         return [sample_field(spec["items"], rng) for _ in range(n)]
     if kind == "object":
         return sample_object(spec["fields"], rng)

@@ -3,8 +3,11 @@ dead letters. Shared by the CLI, the demo and the tests."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import redis
+import yaml
 from kombu import Connection
 
 from onegrid import settings
@@ -21,6 +24,17 @@ def tenant(tenant_id: str, contracts_dir: str | None = None) -> Tenant:
     if tenant_id not in registry.tenants:
         raise SystemExit(f"no tenant {tenant_id!r}; known: {', '.join(sorted(registry.tenants))}")
     return registry.tenants[tenant_id]
+
+
+def clone_tenant(contracts_dir: str | Path, base: str, new_id: str, dest: str | Path) -> Path:
+    """A copy of the contracts tree at `dest` with tenant `new_id` cloned from `base`: a
+    private county for a test or a benchmark, so they never touch a real tenant's bus."""
+    root = Path(dest)
+    shutil.copytree(contracts_dir, root, dirs_exist_ok=True)
+    manifest = yaml.safe_load((root / "tenants" / f"{base}.yaml").read_text(encoding="utf-8"))
+    manifest["tenant"] = new_id
+    (root / "tenants" / f"{new_id}.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
+    return root
 
 
 def uri(tenant_id: str) -> str:

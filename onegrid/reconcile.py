@@ -34,7 +34,7 @@ def reconcile(planned, case_of: dict, reason_of: dict) -> Reconciliation:
                 rec.problems.append(f"{p.event_id}: case {case['id']} is {case['department']}'s, not {p.department}'s")
             else:
                 rec.cases_found += 1
-            if reasons:
+            if reasons and case is not None:
                 rec.problems.append(f"{p.event_id}: made a case and was quarantined too ({reasons})")
         else:
             rec.quarantine_expected[p.expect] += 1

@@ -68,7 +68,8 @@ class Simulator:
                 self.by_category.setdefault(c.category, []).append(c)
         self.general = [self.registry.events[(k, 1)] for k in GENERAL_REPORTERS if (k, 1) in self.registry.events]
         rest = [c for c in self.by_category if c not in QINLING_MIX]
-        weights = {c: w * 0.85 / sum(QINLING_MIX.values()) for c, w in QINLING_MIX.items()}
+        # every category at least 1%, so every department speaks (Qinling had 1 grassroots case in 805)
+        weights = {c: max(0.01, w * 0.85 / sum(QINLING_MIX.values())) for c, w in QINLING_MIX.items()}
         weights.update({c: 0.15 / len(rest) for c in rest})
         self.categories, self.weights = list(weights), list(weights.values())
         self.grids = [g.code for g in tenant.grids()]

@@ -4,13 +4,11 @@ Docker engine answers; else the local services (`make test` starts them when dow
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 _containers = []
@@ -71,16 +69,11 @@ def contracts_root() -> Path:
 
 
 def make_tenant_contracts(tmp: Path, base: str = "zhongyuan-qinling") -> tuple[Path, str]:
-    """A private copy of contracts/ with a uniquely named tenant, cloned from a demo tenant,
+    """A private copy of contracts/ with a uniquely named tenant cloned from a demo tenant,
     so each test module owns a vhost and a Redis key space no other test touches."""
+    from onegrid.ops import clone_tenant
     tenant_id = f"test-{uuid.uuid4().hex[:10]}"
-    root = tmp / "contracts"
-    shutil.copytree(ROOT / "contracts", root)
-    manifest = yaml.safe_load((root / "tenants" / f"{base}.yaml").read_text(encoding="utf-8"))
-    manifest["tenant"] = tenant_id
-    (root / "tenants" / f"{tenant_id}.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True),
-                                                        encoding="utf-8")
-    return root, tenant_id
+    return clone_tenant(ROOT / "contracts", base, tenant_id, tmp / "contracts"), tenant_id
 
 
 class County:

@@ -58,6 +58,9 @@ class TenantBus(DependencyProvider):
         config = self.container.config
         self.bus = Bus(config["AMQP_URI"])
 
+    def stop(self):
+        self.bus.close()
+
     def get_dependency(self, worker_ctx):
         return self.bus
 

@@ -17,6 +17,15 @@ EVENTS = Exchange("onegrid.events", type="topic", durable=True)
 WORKORDERS = Exchange("onegrid.workorders", type="direct", durable=True)
 QUORUM = {"x-queue-type": "quorum"}
 
+
+def durable_args() -> dict:
+    """Queue type of the durable queues: quorum (replicated; the default) or classic, from
+    ONEGRID_QUEUE_TYPE. Set at declaration: changing it means new queues (see docs/operations.md)."""
+    kind = os.environ.get("ONEGRID_QUEUE_TYPE", "quorum")
+    if kind not in ("quorum", "classic"):
+        raise ValueError(f"ONEGRID_QUEUE_TYPE must be quorum or classic, not {kind!r}")
+    return {"x-queue-type": kind}
+
 # queue name -> (exchange, binding key): the queues OneGrid's services consume
 CONSUMED = {
     "intake.events": (INTAKE, "#"),
@@ -33,12 +42,12 @@ def retry_delays_ms() -> tuple[int, ...]:
 
 def consumed_queue(name: str) -> Queue:
     exchange, key = CONSUMED[name]
-    return Queue(name, exchange, routing_key=key, durable=True, queue_arguments=QUORUM)
+    return Queue(name, exchange, routing_key=key, durable=True, queue_arguments=durable_args())
 
 
 def work_queue(department: str) -> Queue:
     return Queue(f"workorders.{department}", WORKORDERS, routing_key=department, durable=True,
-                 queue_arguments=QUORUM)
+                 queue_arguments=durable_args())
 
 
 def retry_queue(name: str, delay_ms: int) -> Queue:
@@ -48,7 +57,7 @@ def retry_queue(name: str, delay_ms: int) -> Queue:
 
 
 def dead_letter_queue(name: str) -> Queue:
-    return Queue(f"{name}.dlq", durable=True, queue_arguments=QUORUM)
+    return Queue(f"{name}.dlq", durable=True, queue_arguments=durable_args())
 
 
 def all_queues(departments) -> list[Queue]:

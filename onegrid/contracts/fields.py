@@ -6,6 +6,7 @@ booleans.
 """
 from __future__ import annotations
 
+import math
 import re
 
 from marshmallow import RAISE, Schema, fields, validate
@@ -100,7 +101,30 @@ class _Typed(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) != (bool in self.json_types) or not isinstance(value, self.json_types):
             raise self.make_error("invalid", type_name=self.type_name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("invalid", type_name=self.type_name)
         return value
+
+
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
+
+
+class Date(fields.Date):
+    """YYYY-MM-DD only: marshmallow's Date also takes week dates and basic format."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class DateTime(fields.AwareDateTime):
+    """RFC 3339 with a UTC offset only: marshmallow's ISO parser also takes basic format."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not RFC3339.match(value):
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class Integer(_Typed):
@@ -125,8 +149,8 @@ def compile_field(spec: dict) -> fields.Field:
     if kind == "string":
         if "min_length" in spec or "max_length" in spec:
             checks.append(validate.Length(min=spec.get("min_length"), max=spec.get("max_length")))
-        if "pattern" in spec:
-            checks.append(validate.Regexp(spec["pattern"] if spec["pattern"].endswith("$") else spec["pattern"] + "$"))
+        if "pattern" in spec:  # the whole value: \Z, unlike $, does not allow a trailing newline
+            checks.append(validate.Regexp(re.compile(rf"(?:{spec['pattern']})\Z")))
         return fields.String(required=required, validate=checks)
     if kind in ("integer", "number"):
         if "min" in spec or "max" in spec:
@@ -137,9 +161,9 @@ def compile_field(spec: dict) -> fields.Field:
     if kind == "enum":
         return fields.String(required=required, validate=validate.OneOf(spec["values"]))
     if kind == "datetime":
-        return fields.AwareDateTime(required=required, format="iso")
+        return DateTime(required=required, format="iso")
     if kind == "date":
-        return fields.Date(required=required)
+        return Date(required=required)
     if kind == "url":
         return fields.Url(required=required, schemes={"http", "https"})
     if kind == "list":

@@ -95,7 +95,10 @@ def load(root: str | Path) -> tuple[Registry, list[Problem]]:
 
     name, doc = read(root / "common.yaml")
     common = (doc or {}).get("case_fields") or {}
-    problems += [Problem(name, p, r) for p, r in check_fields(common, "case_fields")]
+    common_problems = [Problem(name, p, r) for p, r in check_fields(common, "case_fields")]
+    problems += common_problems
+    if common_problems:  # nothing compiles on a broken base; the department files are still checked
+        common = {}
 
     for path in sorted((root / "departments").glob("*.yaml")):
         name, doc = read(path)
@@ -153,6 +156,9 @@ def _load_department(registry: Registry, doc, stem: str, name: str, common: dict
         if not isinstance(ev.get("summary"), str):
             bad(f"{where}.summary", "is required")
         own = ev.get("fields") or {}
+        if not isinstance(own, dict):
+            bad(f"{where}.fields", "must be a map of field name to field spec")
+            continue
         for field_path, reason in check_fields(own, f"{where}.fields") if own else []:
             bad(field_path, reason)
         for clash in sorted(set(own) & set(common)):
@@ -177,7 +183,7 @@ def _check_category(ev: dict, own: dict, categories: dict, name: str, where: str
             return [Problem(name, f"{where}.category", f"unknown category {fixed!r} (contracts/categories.yaml)")]
         return []
     field_problems = check_field(chosen, f"{where}.fields.category")
-    if chosen.get("type") != "enum" or not chosen.get("required"):
+    if not isinstance(chosen, dict) or chosen.get("type") != "enum" or not chosen.get("required"):
         return [Problem(name, f"{where}.fields.category", "must be a required enum of category ids")]
     unknown = [v for v in chosen.get("values") or [] if v not in categories]
     if unknown:

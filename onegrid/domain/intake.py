@@ -79,8 +79,8 @@ def admit(raw: RawEvent, tenant: Tenant, registry: Registry) -> Accepted | Rejec
     except UnicodeDecodeError as exc:
         return Rejected("invalid_encoding", f"body is not UTF-8: {exc}")
     try:
-        doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        doc = json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         return Rejected("malformed_json", f"body is not JSON: {exc}")
     try:
         if (raw.content_type or "").startswith(ce.STRUCTURED):
@@ -127,16 +127,19 @@ def _check(raw, env, key, version, data, tenant: Tenant, registry: Registry) -> 
     return Accepted(env, data, contract.category or data["category"], data["severity"], data["grid"], version)
 
 
-def _flatten(messages, prefix="") -> str:
-    """marshmallow's nested error dict as `path: message; path: message`, sorted."""
-    parts = []
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _flatten(messages, path="") -> str:
+    """marshmallow's nested error dict as `a.b[1]: message; c: message`, sorted."""
     if isinstance(messages, dict):
-        for name, sub in sorted(messages.items(), key=lambda kv: str(kv[0])):
-            parts.append(_flatten(sub, f"{prefix}{name}." if not isinstance(name, int) else f"{prefix}[{name}]."))
+        parts = [_flatten(sub, f"{path}[{name}]" if isinstance(name, int) else f"{path}.{name}" if path else str(name))
+                 for name, sub in sorted(messages.items(), key=lambda kv: str(kv[0]))]
         return "; ".join(p for p in parts if p)
     if isinstance(messages, list):
-        return f"{prefix.rstrip('.')}: " + " ".join(str(m) for m in messages)
-    return f"{prefix.rstrip('.')}: {messages}"
+        return f"{path}: " + " ".join(str(m) for m in messages)
+    return f"{path}: {messages}"
 
 
 def on_resend(digest: str, recorded_digest: str, status: str) -> str:
