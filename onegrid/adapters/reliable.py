@@ -10,6 +10,7 @@ only after that publish is confirmed; if the broker refuses, it is requeued inst
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,6 +40,15 @@ class Inbound:
     routing_key: str | None
     redelivered: bool
     user_id: str | None
+
+
+def raw_body(message) -> bytes:
+    """The bytes as published. py-amqp decodes a body to str when the publisher declared a
+    content_encoding it knows (utf-8, latin-1, ...); encoding it back restores the bytes."""
+    body = message.body
+    if isinstance(body, str):
+        return body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+    return bytes(body or b"")
 
 
 class RawQueueConsumer(QueueConsumer):
@@ -75,21 +85,29 @@ class ReliableConsumer(Consumer):
         super().setup()
 
     def handle_message(self, body, message):
-        headers = dict(message.headers or {})
-        routing_key, user_id = message.delivery_info.get("routing_key"), message.properties.get("user_id")
-        if routing_key == self.queue_name:
-            # back from a retry tier or a replay (the default exchange, which only OneGrid's
-            # services may write to): the original routing key and user travel in headers
-            routing_key, user_id = headers.get(ROUTING_KEY) or None, headers.get(USER_ID) or None
-        inbound = Inbound(message.body if isinstance(message.body, bytes) else bytes(message.body or b""),
-                          headers, message.content_type, routing_key,
-                          bool(message.delivery_info.get("redelivered")), user_id)
+        # nothing here may raise: an exception in this thread would stop the whole service
+        try:
+            inbound = self._inbound(message)
+        except Exception:
+            log.exception("unreadable message on %s", self.queue_name)
+            self.handle_result(message, time.perf_counter(), None, exc_info=sys.exc_info())
+            return
         started = time.perf_counter()
         try:
             self.container.spawn_worker(self, (inbound,), {}, context_data={},
                                         handle_result=partial(self.handle_result, message, started))
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+
+    def _inbound(self, message) -> Inbound:
+        headers = dict(message.headers or {})
+        routing_key, user_id = message.delivery_info.get("routing_key"), message.properties.get("user_id")
+        if routing_key == self.queue_name:
+            # back from a retry tier or a replay (the default exchange, which only OneGrid's
+            # services may write to): the original routing key and user travel in headers
+            routing_key, user_id = headers.get(ROUTING_KEY) or None, headers.get(USER_ID) or None
+        return Inbound(raw_body(message), headers, message.content_type, routing_key,
+                       bool(message.delivery_info.get("redelivered")), user_id)
 
     def handle_result(self, message, started, worker_ctx, result=None, exc_info=None):
         outcome = "error" if exc_info else "ok"
@@ -126,7 +144,7 @@ class ReliableConsumer(Consumer):
             metrics.DEAD_LETTERED.labels(self.tenant, self.queue_name).inc()
             log.error("%s gave up after %d attempts (%s); dead-lettered to %s", self.queue_name, attempt, error,
                       target)
-        self.bus.publish_raw(message.body, headers, message.content_type, "", target)
+        self.bus.publish_raw(raw_body(message), headers, message.content_type, "", target)
 
 
 reliable_consume = ReliableConsumer.decorator

@@ -123,3 +123,18 @@ def test_quarantined_events_replay_after_the_contract_is_fixed(county):
     assert case["version"] == 2
     assert not [e for e in county.store.quarantined(count=10_000) if json.loads(e["headers"]).get("ce-id") == p.event_id]
     assert work_order_id(case["id"], "x").startswith("w-")
+
+
+def test_declared_content_encodings_neither_crash_intake_nor_change_the_bytes(county):
+    # py-amqp hands a body over as str when the publisher declares a content_encoding it knows
+    from kombu import Connection
+    sim = county.simulator(seed=16)
+    events = [sim.good() for _ in range(3)]
+    with Connection(county.uri, transport_options={"confirm_publish": True}) as conn:
+        for p, encoding in zip(events, ("utf-8", "latin-1", "gzip")):
+            conn.Producer().publish(p.body, exchange="onegrid.intake", routing_key=p.routing_key, headers=p.headers,
+                                    content_type="application/json", content_encoding=encoding, delivery_mode=2)
+    for p in events:
+        case = wait_until(lambda: _case_of(county, p), what=f"case for {p.event_id}")
+        assert case["summary"] == json.loads(p.body)["summary"]
+    assert requests.get(county.services.url("intake") + "/health", timeout=5).ok
