@@ -162,16 +162,16 @@ def main() -> int:
 
 def report(raw: Run, runs: list[Run], size: int, publishers: int) -> None:
     cols = ["run", "messages", "publish/s", "end-to-end/s", "p50 ms", "p95 ms", "p99 ms", "vs raw"]
-    rows = [[r.name, r.messages, f"{r.publish_per_second:,.0f}", f"{r.per_second:,.0f}", f"{r.pct(50):.1f}",
-             f"{r.pct(95):.1f}", f"{r.pct(99):.1f}", f"{r.per_second / raw.per_second:.2f}" if r is not raw else "1.00"]
-            for r in [raw] + runs]
+    rows = [[r.name, r.messages, f"{r.publish_per_second:,.0f}" if r.published > r.started else "—",
+             f"{r.per_second:,.0f}", *(f"{r.pct(q):.1f}" if r.latencies else "—" for q in (50, 95, 99)),
+             f"{r.per_second / raw.per_second:.2f}"] for r in [raw] + runs]
     console.print(table("Benchmark", cols, rows))
     m = machine()
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     lines = [
         "# Benchmarks", "",
-        "Written by `make bench` (bench/run.py); the figures below are from the last run. Each run",
+        "Figures written by `make bench` (bench/run.py); the figures below are from the last run. Each run",
         "measures the raw broker ceiling and OneGrid end to end in one go, on the same broker.", "",
         f"- when: {when}, commit {commit or 'uncommitted'}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Linux {m['kernel']}",
@@ -195,5 +195,18 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int) -> None:
         "  from starting them (start-up included) to the last work order arriving.",
         f"- queue type: {topology.durable_args()['x-queue-type']} (ONEGRID_QUEUE_TYPE)", "",
     ]
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines), encoding="utf-8")
+    write_figures(ROOT / "docs" / "benchmarks.md", "\n".join(lines[2:]))
     console.print("written to docs/benchmarks.md")
+
+
+BEGIN, END = "<!-- figures: written by make bench -->", "<!-- end of figures -->"
+
+
+def write_figures(path: Path, figures: str) -> None:
+    """Replace the figures between the markers, keeping the hand-written analysis around them."""
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text = f"{text.rstrip()}\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1] if END in rest else ""
+    path.write_text(f"{head}{BEGIN}\n{figures.strip()}\n{END}{tail}", encoding="utf-8")
