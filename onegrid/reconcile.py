@@ -1,5 +1,6 @@
-"""Reconciling a run: every published event must end as exactly one case, or in quarantine
-with the reason it was sent to provoke. Pure: the caller gathers what the store holds."""
+"""Reconciling a run: every published event must end as exactly one case (a deliberate
+duplicate as a case merged into its primary), or in quarantine with the reason it was sent to
+provoke. Pure: the caller gathers what the store holds."""
 from __future__ import annotations
 
 from collections import Counter
@@ -21,13 +22,19 @@ class Reconciliation:
 
 
 def reconcile(planned, case_of: dict, reason_of: dict) -> Reconciliation:
-    """`planned`: items with event_id, expect ("case" or a reason) and department;
+    """`planned`: items with event_id, expect ("case", "merged" or a reason), department and
+    duplicate_of;
     `case_of`: event id -> case record found; `reason_of`: event id -> quarantine reasons found."""
     rec = Reconciliation(published=len(planned))
     for p in planned:
         case, reasons = case_of.get(p.event_id), reason_of.get(p.event_id, [])
-        if p.expect == "case":
+        if p.expect in ("case", "merged"):
             rec.cases_expected += 1
+            original = case_of.get(p.duplicate_of) or {}
+            if p.expect == "merged" and case is not None and case["status"] != "merged" \
+                    and original.get("merged_into") != case["id"]:  # the two may arrive in either order
+                rec.problems.append(f"{p.event_id}: a duplicate of {p.duplicate_of}, but neither case was merged "
+                                    f"into the other ({case['id']} is {case['status']})")
             if case is None:
                 rec.problems.append(f"{p.event_id}: expected a case, found none (quarantined: {reasons or 'no'})")
             elif case["department"] != p.department:

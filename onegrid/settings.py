@@ -17,3 +17,9 @@ def redis_url() -> str:
 
 def contracts_dir() -> str:
     return os.environ.get("CONTRACTS_DIR", "contracts")
+
+
+def time_scale() -> float:
+    """Deadlines divided by this (ONEGRID_TIME_SCALE): > 1 compresses time for the demo and
+    tests, so a 10-minute acknowledge deadline passes in a second at 600. 1 in production."""
+    return float(os.environ.get("ONEGRID_TIME_SCALE", "1"))

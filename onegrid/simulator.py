@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from kombu import Connection
 
@@ -21,7 +22,7 @@ from onegrid import envelope as ce
 from onegrid import settings
 from onegrid.adapters import topology
 from onegrid.contracts import Registry, load_strict
-from onegrid.fake import sample_object
+from onegrid.fake import CST, sample_object
 from onegrid.tenant import SEVERITIES, Tenant
 
 QINLING_MIX = {"illegal_production": 36, "illegal_business": 220, "illegal_construction": 181,
@@ -37,11 +38,12 @@ class Planned:
     routing_key: str
     headers: dict
     body: bytes
-    expect: str  # "case", or the quarantine reason it must end with
+    expect: str  # "case", "merged" (a deliberate duplicate), or the quarantine reason it must end with
     department: str
     category: str | None = None
     event_id: str = ""
     content_type: str = ce.JSON
+    duplicate_of: str | None = None  # the event this one reports again
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Simulator:
         self.rng = random.Random(seed)
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.seq = 0
+        self.epoch = time.time() - 90 * 86400  # simulated incidents start three months back
         enabled = [c for c in self.registry.events.values() if c.department in tenant.departments]
         self.by_category: dict[str, list] = {}
         for c in enabled:
@@ -84,9 +87,28 @@ class Simulator:
         fixed = {"grid": self.rng.choice(self.grids),
                  "severity": self.rng.choices(SEVERITIES, SEVERITY_MIX)[0],
                  "category": category}
+        fixed["occurred_at"] = self._occurred()
         data = sample_object(contract.fields, self.rng, fixed)
         data["summary"] = f"[{category}] {data['summary']}"[:500]
         return self._planned(contract.key, contract.version, data, category)
+
+    def _occurred(self) -> str:
+        """Incidents spread over simulated weeks, half an hour apart on average, so unrelated
+        reports rarely look like duplicates (the pipeline itself runs in seconds)."""
+        at = self.epoch + self.seq * 1800 + self.rng.uniform(0, 1800)
+        return datetime.fromtimestamp(at, CST).isoformat(timespec="seconds")
+
+    def duplicate(self, of: "Planned") -> "Planned":
+        """The same incident reported again minutes later by someone else (e.g. a citizen after
+        the grid worker): intake registers it, routing merges it into the first."""
+        data = json.loads(of.body)
+        first = datetime.fromisoformat(data["occurred_at"])
+        data["occurred_at"] = (first + timedelta(minutes=self.rng.randint(1, 15))).isoformat(timespec="seconds")
+        data["reporter"] = {"kind": "citizen", "id": f"citizen-{self.rng.randint(1000, 9999)}"}
+        p = self._planned(of.routing_key, int(of.headers["ce-dataschema"].rsplit(":", 1)[1]), data, of.category,
+                          expect="merged")
+        p.duplicate_of = of.event_id
+        return p
 
     def _planned(self, key: str, version: int, data, category=None, expect="case") -> Planned:
         self.seq += 1
@@ -135,11 +157,13 @@ class Simulator:
             p.department = "unknown"  # intake cannot (or must not) trust a department name here
         return p
 
-    def plan(self, n: int, bad_every: int = 0) -> list[Planned]:
+    def plan(self, n: int, bad_every: int = 0, duplicate_every: int = 0) -> list[Planned]:
         out = []
         for i in range(n):
             if bad_every and i % bad_every == bad_every - 1:
                 out.append(self.bad(BAD_KINDS[(i // bad_every) % len(BAD_KINDS)]))
+            elif duplicate_every and i % duplicate_every == duplicate_every - 2 and out and out[-1].expect == "case":
+                out.append(self.duplicate(out[-1]))
             else:
                 out.append(self.good())
         return out
@@ -168,7 +192,7 @@ class Simulator:
                     with lock:
                         sent.published_at[p.event_id] = at
                         sent.total += 1
-                        sent.bad += p.expect != "case"
+                        sent.bad += p.expect not in ("case", "merged")
                     if on_sent:
                         on_sent(p)
 

@@ -10,9 +10,12 @@ from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
+from onegrid import settings
 from onegrid.adapters.bus import Bus, vhost_of
+from onegrid.adapters.casework import Casework
 from onegrid.adapters.store import Store
 from onegrid.contracts import load_strict
+from onegrid.domain.supervision import policy
 
 
 def contracts_dir(config: dict) -> str:
@@ -51,6 +54,25 @@ class RedisStore(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.store
+
+
+class CaseworkProvider(DependencyProvider):
+    """Lifecycle transitions (onegrid.adapters.casework) on the tenant's store."""
+
+    def setup(self):
+        self.url = self.container.config.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    def start(self):
+        ctx = next(d for d in self.container.dependencies if isinstance(d, TenantContext))
+        pool = redis.BlockingConnectionPool.from_url(self.url, max_connections=64, timeout=10)
+        store = Store(redis.Redis(connection_pool=pool), ctx.tenant.id)
+        self.work = Casework(store, ctx.tenant, policy(ctx.tenant), settings.time_scale())
+
+    def stop(self):
+        self.work.store.r.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.work
 
 
 class TenantBus(DependencyProvider):

@@ -13,7 +13,9 @@ import time
 
 import redis
 
-from onegrid.domain.cases import Step, act, case_status
+from onegrid.adapters.timers import Timers
+from onegrid.domain.cases import Step
+from onegrid.domain.supervision import member
 
 _REGISTER = """
 local existing = redis.call('GET', KEYS[1])
@@ -21,36 +23,49 @@ if existing then
   return {0, existing, redis.call('HGET', KEYS[2], 'status') or ''}
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
 redis.call('RPUSH', KEYS[3], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[7], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[8], ARGV[6], ARGV[1])
 redis.call('HINCRBY', KEYS[5], 'cases', 1)
 redis.call('HINCRBY', KEYS[5], 'category:' .. ARGV[5], 1)
 return {1}
 """
 
-# KEYS: case, timeline, wos set, stats; ARGV: level, unit, at, n, then per work order:
-# wo key, dept queue key, wo id, score, timeline json, level, dept, n fields, fields...
+# KEYS: case, timeline, wos set, stats, timers, status index prefix, level index prefix;
+# ARGV: level, unit, at, n, then per work order: wo key, dept queue key, dept index key, wo id,
+# score, timeline json, level, dept, ack timer, ack due, resolve timer, resolve due, n fields, fields...
 _DISPATCH = """
 local created = {}
+local case_at = redis.call('HGET', KEYS[1], 'at') or ARGV[3]
 local i = 5
 for _ = 1, tonumber(ARGV[4]) do
-  local wo_key, queue_key, wo_id, score, step = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
-  local level, dept, n = ARGV[i+5], ARGV[i+6], tonumber(ARGV[i+7])
+  local wo_key, queue_key, dept_idx, wo_id, score, step = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
+  local level, dept, n = ARGV[i+6], ARGV[i+7], tonumber(ARGV[i+12])
   if redis.call('EXISTS', wo_key) == 0 then
-    redis.call('HSET', wo_key, unpack(ARGV, i + 8, i + 7 + n))
+    redis.call('HSET', wo_key, unpack(ARGV, i + 13, i + 12 + n))
     redis.call('SADD', KEYS[3], wo_id)
     redis.call('ZADD', queue_key, score, wo_id)
+    redis.call('ZADD', dept_idx, case_at, redis.call('HGET', KEYS[1], 'id'))
+    redis.call('ZADD', KEYS[5], ARGV[i+9], ARGV[i+8])
+    redis.call('ZADD', KEYS[5], ARGV[i+11], ARGV[i+10])
     redis.call('RPUSH', KEYS[2], step)
     redis.call('HINCRBY', KEYS[4], 'work_orders', 1)
     redis.call('HINCRBY', KEYS[4], 'level:' .. level, 1)
     redis.call('HINCRBY', KEYS[4], 'department:' .. dept, 1)
     table.insert(created, wo_id)
   end
-  i = i + 8 + n
+  i = i + 13 + n
 end
-if redis.call('HGET', KEYS[1], 'status') == 'registered' then
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'registered' then
+  local id = redis.call('HGET', KEYS[1], 'id')
   redis.call('HSET', KEYS[1], 'status', 'dispatched', 'level', ARGV[1], 'unit', ARGV[2], 'dispatched_at', ARGV[3])
+  redis.call('ZREM', KEYS[6] .. 'registered', id)
+  redis.call('ZADD', KEYS[6] .. 'dispatched', case_at, id)
+  redis.call('ZADD', KEYS[7] .. ARGV[1], case_at, id)
   redis.call('HINCRBY', KEYS[4], 'cases_dispatched', 1)
 end
 return created
@@ -66,19 +81,28 @@ redis.call('HINCRBY', KEYS[3], 'quarantine:' .. ARGV[1], 1)
 return {1, id}
 """
 
-JSON_FIELDS = {"data", "reporter", "rule", "version"}
+# Fields stored as JSON (numbers, flags, lists, maps); every other field is a plain string.
+JSON_FIELDS = {"data", "reporter", "rule", "version", "location", "linked", "evidence_urls", "at", "occurred", "on_time",
+               "satisfied", "overdue", "overdue_ack", "overdue_resolve"}
+JSON_SUFFIXES = ("_epoch", "_fired", "_due", "_span", "_s", "_count")
+
+
+def _is_json(key: str) -> bool:
+    return key in JSON_FIELDS or key.endswith(JSON_SUFFIXES)
+
+
+def encode(record: dict) -> dict:
+    return {k: json.dumps(v, ensure_ascii=False) if _is_json(k) else ("" if v is None else str(v))
+            for k, v in record.items()}
 
 
 def _flat(record: dict) -> list:
-    out = []
-    for key, value in record.items():
-        out += [key, json.dumps(value, ensure_ascii=False) if key in JSON_FIELDS else ("" if value is None else str(value))]
-    return out
+    return [x for kv in encode(record).items() for x in kv]
 
 
 def _decode(raw: dict) -> dict:
     rec = {k.decode(): v.decode() for k, v in raw.items()}
-    for key in JSON_FIELDS & rec.keys():
+    for key in [k for k in rec if _is_json(k)]:
         rec[key] = json.loads(rec[key])
     return rec
 
@@ -97,6 +121,7 @@ class Store:
         self._register = client.register_script(_REGISTER)
         self._dispatch = client.register_script(_DISPATCH)
         self._quarantine = client.register_script(_QUARANTINE)
+        self.timers = Timers(client, self.prefix)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -109,9 +134,10 @@ class Store:
                     "register", None, "registered", case["event_type"])
         res = self._register(
             keys=[event_key, self.key("case", case["id"]), self.key("case", case["id"], "timeline"),
-                  self.key("cases"), self.key("stats")],
-            args=[case["id"], case["digest"], time.time(), json.dumps(step.as_dict(), ensure_ascii=False),
-                  case["category"], *_flat(case)])
+                  self.key("cases"), self.key("stats"), self.key("idx", "status", "registered"),
+                  self.key("idx", "grid", case["grid"]), self.key("recent", case["category"])],
+            args=[case["id"], case["digest"], case["at"], json.dumps(step.as_dict(), ensure_ascii=False),
+                  case["category"], case.get("occurred", case["at"]), *_flat(case)])
         if res[0] == 1:
             return True, case["id"], case["digest"], "registered"
         cid, digest = res[1].decode().split("|")
@@ -125,19 +151,30 @@ class Store:
         return [json.loads(x) for x in self.r.lrange(self.key("case", case_id, "timeline"), 0, -1)]
 
     # -- work orders ---------------------------------------------------------------------
-    def dispatch(self, case: dict, decision, work_orders: list[dict], at: str) -> list[str]:
-        """Record the work orders (those not yet recorded) and mark the case dispatched."""
+    def dispatch(self, case: dict, decision, work_orders: list[dict], at: str, actor: str = "routing") -> list[str]:
+        """Record the work orders (those not yet recorded) with their deadline timers, and
+        mark a registered case dispatched at the decision's level."""
         args = [decision.level, decision.unit, at, len(work_orders)]
         for wo in work_orders:
             fields = _flat(wo)
-            step = Step(at, "routing", "dispatch", case["status"], "dispatched",
+            step = Step(at, actor, "dispatch", case["status"], "dispatched",
                         f"{wo['department']} at {wo['level']} {wo['unit']} ({wo['reason']})", wo["id"])
-            args += [self.key("wo", wo["id"]), self.key("department", wo["department"], "queue"), wo["id"],
-                     time.time(), json.dumps(step.as_dict(), ensure_ascii=False), wo["level"],
-                     wo["department"], len(fields), *fields]
+            args += [self.key("wo", wo["id"]), self.key("department", wo["department"], "queue"),
+                     self.key("idx", "department", wo["department"]), wo["id"], wo["dispatched_epoch"],
+                     json.dumps(step.as_dict(), ensure_ascii=False), wo["level"], wo["department"],
+                     member("acknowledge", wo["id"]), wo["ack_due"], member("resolve", wo["id"]), wo["resolve_due"],
+                     len(fields), *fields]
         created = self._dispatch(keys=[self.key("case", case["id"]), self.key("case", case["id"], "timeline"),
-                                       self.key("case", case["id"], "work_orders"), self.key("stats")], args=args)
+                                       self.key("case", case["id"], "work_orders"), self.key("stats"),
+                                       self.timers.due_key, self.key("idx", "status", ""),
+                                       self.key("idx", "level", "")], args=args)
         return [c.decode() for c in created]
+
+    def recent(self, category: str, since: float, until: float) -> list[dict]:
+        """Cases of a category that occurred in [since, until]: candidates for duplicates."""
+        ids = [i.decode() for i in self.r.zrangebyscore(self.key("recent", category), since, until)]
+        self.r.zremrangebyscore(self.key("recent", category), "-inf", since - 86400)  # keep the index short
+        return [c for c in (self.case(i) for i in ids) if c]
 
     def work_order(self, wo_id: str) -> dict | None:
         raw = self.r.hgetall(self.key("wo", wo_id))
@@ -152,44 +189,29 @@ class Store:
         ids = self.r.zrange(key, offset, offset + limit - 1)
         return self.r.zcard(key), [w for w in (self.work_order(i.decode()) for i in ids) if w]
 
-    def act(self, wo_id: str, department: str, action: str, actor: str, note: str = "",
-            evidence: list[str] | None = None) -> tuple[dict, dict]:
-        """Apply a department's action to its work order atomically; returns (work order, case).
-        Raises LookupError for an unknown work order, TransitionRefused for a refused action."""
-        wo_key = self.key("wo", wo_id)
-        result = {}
-
-        def attempt(pipe: redis.client.Pipeline):
-            raw = pipe.hgetall(wo_key)
-            if not raw:
-                raise LookupError(f"no work order {wo_id} in {self.tenant}")
-            wo = _decode(raw)
-            case_key = self.key("case", wo["case_id"])
-            nxt = act(wo, department, action)
-            ids = sorted(x.decode() for x in pipe.smembers(self.key("case", wo["case_id"], "work_orders")))
-            pipe.watch(case_key, *(self.key("wo", i) for i in ids))  # a sibling resolving at once
-            siblings = [_decode(pipe.hgetall(self.key("wo", i))) if i != wo_id else {**wo, "status": nxt}
-                        for i in ids]
-            case_before = pipe.hget(case_key, "status").decode()
-            case_after = case_status(siblings)
-            at = now_iso()
-            step = Step(at, f"{department}/{actor}", action, wo["status"], nxt, note, wo_id)
-            pipe.multi()
-            pipe.hset(wo_key, mapping={"status": nxt, f"{nxt}_at": at,
-                                       **({"note": note} if note else {}),
-                                       **({"evidence_urls": json.dumps(evidence)} if evidence else {})})
-            pipe.rpush(self.key("case", wo["case_id"], "timeline"), json.dumps(step.as_dict(), ensure_ascii=False))
-            if nxt in ("returned", "resolved"):
-                pipe.zrem(self.key("department", department, "queue"), wo_id)
-            if case_after != case_before:
-                pipe.hset(case_key, "status", case_after)
-                pipe.rpush(self.key("case", wo["case_id"], "timeline"), json.dumps(
-                    Step(at, "departments", "case_" + case_after, case_before, case_after).as_dict()))
-            pipe.hincrby(self.key("stats"), f"{department}:{nxt}", 1)
-            result.update(wo={**wo, "status": nxt}, case_id=wo["case_id"])
-
-        self.r.transaction(attempt, wo_key)
-        return result["wo"], self.case(result["case_id"])
+    # -- queries -------------------------------------------------------------------------
+    def query(self, status: str | None = None, department: str | None = None, grid: str | None = None,
+              level: str | None = None, overdue: bool = False, since: float | None = None,
+              until: float | None = None, offset: int = 0, limit: int = 50) -> tuple[int, list[dict]]:
+        """Cases matching every filter given, newest first, registered within [since, until]
+        (epoch seconds): the intersection of the index sets, then one page of it."""
+        keys = [self.key("idx", kind, value) for kind, value in
+                (("status", status), ("department", department), ("grid", grid), ("level", level)) if value]
+        if overdue:
+            keys.append(self.key("overdue"))
+        if not keys:
+            keys = [self.key("cases")]
+        lo, hi = since if since is not None else "-inf", until if until is not None else "+inf"
+        target = keys[0]
+        if len(keys) > 1:
+            target = self.key("tmp", "query", hashlib.sha256("|".join(keys).encode()).hexdigest()[:16])
+            pipe = self.r.pipeline()
+            pipe.zinterstore(target, keys, aggregate="MIN")
+            pipe.expire(target, 10)
+            pipe.execute()
+        total = self.r.zcount(target, lo, hi)
+        ids = self.r.zrevrangebyscore(target, hi, lo, start=offset, num=limit)
+        return total, [c for c in (self.case(i.decode()) for i in ids) if c]
 
     # -- quarantine ----------------------------------------------------------------------
     def quarantine(self, body: bytes, headers: dict, content_type: str | None, routing_key: str | None,

@@ -1,4 +1,4 @@
-"""Cases and work orders: identities, records, the allowed transitions, the timeline.
+"""Cases and work orders: identities, records and the timeline (transitions: lifecycle.py).
 
 A case is one reported problem; a work order is one department's share of it. Ids are
 derived from the event's identity, so a redelivered event or a repeated dispatch lands on
@@ -8,23 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from onegrid.domain.intake import Accepted
 from onegrid.domain.routing import Decision
-
-# (state, action) -> next state. Anything else is refused.
-WORK_ORDER_TRANSITIONS = {
-    ("dispatched", "accept"): "accepted",
-    ("dispatched", "return"): "returned",
-    ("accepted", "return"): "returned",
-    ("accepted", "resolve"): "resolved",
-}
-CASE_STATES = ("registered", "dispatched", "resolved")
-WORK_ORDER_STATES = ("dispatched", "accepted", "returned", "resolved")
-
-
-class TransitionRefused(Exception):
-    """An action the record's state does not allow; says which record, state and action."""
 
 
 def case_id(dedup_key: str) -> str:
@@ -51,15 +38,23 @@ def new_case(accepted: Accepted, received_at: str, transport: str) -> dict:
         "summary": accepted.data["summary"],
         "occurred_at": accepted.data["occurred_at"],
         "reporter": accepted.data["reporter"],
+        "location": accepted.data.get("location"),
         "data": accepted.data,
         "status": "registered",
         "received_at": received_at,
+        "at": datetime.fromisoformat(received_at.replace("Z", "+00:00")).timestamp(),
+        "occurred": datetime.fromisoformat(accepted.data["occurred_at"].replace("Z", "+00:00")).timestamp(),
+        "level": "",
+        "reopen_count": 0,
         "transport": transport,
         "digest": accepted.digest,
     }
 
 
-def new_work_order(case: dict, department: str, decision: Decision, reason: str, at: str) -> dict:
+def new_work_order(case: dict, department: str, decision: Decision, reason: str, at: str,
+                   spans: tuple[float, float], now: float) -> dict:
+    """A department's part of a case, with its deadlines: acknowledge and resolve spans in
+    seconds (from the tenant's deadline table) and the epoch times they fall due."""
     return {
         "id": work_order_id(case["id"], department),
         "case_id": case["id"],
@@ -75,6 +70,11 @@ def new_work_order(case: dict, department: str, decision: Decision, reason: str,
         "rule": decision.rule,
         "dispatched_at": at,
         "event_id": case["event_id"],
+        "ack_span": spans[0],
+        "resolve_span": spans[1],
+        "ack_due": now + spans[0],
+        "resolve_due": now + spans[1],
+        "dispatched_epoch": now,
     }
 
 
@@ -91,26 +91,3 @@ class Step:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v not in (None, "")}
-
-
-def act(work_order: dict, department: str, action: str) -> str:
-    """The work order's next state, or TransitionRefused. A department acts only on its own."""
-    if work_order["department"] != department:
-        raise TransitionRefused(f"work order {work_order['id']} belongs to {work_order['department']}, "
-                                f"not {department}")
-    if action == "return" and department == "governance":
-        raise TransitionRefused(f"work order {work_order['id']}: the command centre cannot return a "
-                                "work order; it dispatches it by hand")
-    nxt = WORK_ORDER_TRANSITIONS.get((work_order["status"], action))
-    if nxt is None:
-        raise TransitionRefused(f"work order {work_order['id']} of case {work_order['case_id']} is "
-                                f"{work_order['status']}; cannot {action}")
-    return nxt
-
-
-def case_status(work_orders: list[dict]) -> str:
-    """A case is resolved when every work order still its departments' is resolved."""
-    active = [w for w in work_orders if w["status"] != "returned"]
-    if active and all(w["status"] == "resolved" for w in active):
-        return "resolved"
-    return "dispatched"

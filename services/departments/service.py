@@ -1,24 +1,23 @@
 """departments: what a department system uses to work its queue, over RPC and HTTP.
 
 List its work orders, accept one ("report for duty"), return one as not its business
-(routing re-routes it), resolve one with a note and evidence. A department acts only on
-its own work orders; every action is a line in the case's append-only timeline.
+(routing re-routes it), ask for more time, resolve one with a note and evidence. A department
+acts only on its own work orders; every action is a line in the case's append-only timeline.
 """
 from __future__ import annotations
-
-import json
 
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.rpc import rpc
 from nameko.web.handlers import http
-from werkzeug.wrappers import Response
 
-from onegrid import envelope as ce
 from onegrid import metrics
-from onegrid.adapters.providers import Observable, RedisStore, TenantBus, TenantContext
-from onegrid.domain.cases import TransitionRefused
+from onegrid.adapters.announce import announce
+from onegrid.adapters.httpjson import body_of, respond
+from onegrid.adapters.providers import CaseworkProvider, Observable, RedisStore, TenantBus, TenantContext
+from onegrid.domain.lifecycle import DEPARTMENT_ACTIONS, TransitionRefused
+from onegrid.tenant import parse_duration
 
-ACTIONS = {"accept": "accepted", "return": "returned", "resolve": "resolved"}
+HTTP_ACTIONS = {"accept": "accept", "return": "return", "resolve": "resolve", "extension": "request_extension"}
 
 
 class ActionRequest(Schema):
@@ -26,6 +25,7 @@ class ActionRequest(Schema):
     note = fields.String(load_default="", validate=validate.Length(max=2000))
     evidence_urls = fields.List(fields.Url(schemes={"http", "https"}), load_default=list,
                                 validate=validate.Length(max=9))
+    extension = fields.String(load_default=None, validate=validate.Regexp(r"^[1-9][0-9]*[smhd]$"))
 
 
 class UnknownDepartment(LookupError):
@@ -36,6 +36,7 @@ class DepartmentsService(Observable):
     name = "departments"
     ctx = TenantContext()
     store = RedisStore()
+    work = CaseworkProvider()
     bus = TenantBus()
 
     # -- RPC -----------------------------------------------------------------------------
@@ -61,6 +62,11 @@ class DepartmentsService(Observable):
         return self._act(department, work_order_id, "return", {"actor": actor, "note": note})
 
     @rpc
+    def request_extension(self, department: str, work_order_id: str, actor: str, extension: str, note: str) -> dict:
+        return self._act(department, work_order_id, "request_extension",
+                         {"actor": actor, "extension": extension, "note": note})
+
+    @rpc
     def resolve(self, department: str, work_order_id: str, actor: str, note: str,
                 evidence_urls: list[str] | None = None) -> dict:
         return self._act(department, work_order_id, "resolve",
@@ -70,24 +76,19 @@ class DepartmentsService(Observable):
     @http("GET", "/departments/<string:department>/work-orders")
     def http_list(self, request, department):
         args = request.args
-        return self._http(lambda: self.list_work_orders(department, int(args.get("offset", 0)),
-                                                        int(args.get("limit", 50))))
+        return respond(lambda: self.list_work_orders(department, int(args.get("offset", 0)), int(args.get("limit", 50))))
 
     @http("GET", "/cases/<string:case_id>")
     def http_case(self, request, case_id):
-        return self._http(lambda: self.get_case(case_id))
+        return respond(lambda: self.get_case(case_id))
 
     @http("POST", "/departments/<string:department>/work-orders/<string:work_order_id>/<string:action>")
     def http_act(self, request, department, work_order_id, action):
         def run():
-            if action not in ACTIONS:
-                raise LookupError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
-            try:
-                body = json.loads(request.get_data() or b"{}")
-            except json.JSONDecodeError as exc:
-                raise ValidationError(f"body is not JSON: {exc}") from None
-            return self._act(department, work_order_id, action, body)
-        return self._http(run)
+            if action not in HTTP_ACTIONS:
+                raise LookupError(f"unknown action {action!r}; one of {', '.join(HTTP_ACTIONS)}")
+            return self._act(department, work_order_id, HTTP_ACTIONS[action], body_of(request))
+        return respond(run)
 
     # -- shared --------------------------------------------------------------------------
     def _known(self, department: str) -> None:
@@ -95,32 +96,20 @@ class DepartmentsService(Observable):
             raise UnknownDepartment(f"department {department!r} is not enabled for {self.ctx.tenant.id}")
 
     def _act(self, department: str, work_order_id: str, action: str, body) -> dict:
+        assert action in DEPARTMENT_ACTIONS
         self._known(department)
         req = ActionRequest().load(body if isinstance(body, dict) else {})
-        if action in ("return", "resolve") and not req["note"]:
-            raise ValidationError({"note": [f"a note is required to {action} a work order"]})
+        if action in ("return", "resolve", "request_extension") and not req["note"]:
+            raise ValidationError({"note": [f"a note is required to {action.replace('_', ' ')}"]})
+        if action == "request_extension" and not req["extension"]:
+            raise ValidationError({"extension": ["how much more time, e.g. 2h"]})
         tenant = self.ctx.tenant.id
         try:
-            wo, case = self.store.act(work_order_id, department, action, req["actor"], req["note"],
-                                      req["evidence_urls"])
+            out = self.work.department_act(work_order_id, department, action, req["actor"], req["note"],
+                                           req["evidence_urls"], parse_duration(req["extension"]))
         except (TransitionRefused, LookupError):
             metrics.WORK_ORDER_ACTIONS.labels(tenant, department, action, "refused").inc()
             raise
         metrics.WORK_ORDER_ACTIONS.labels(tenant, department, action, "ok").inc()
-        env = ce.new(tenant=tenant, department=department, type=f"work_order.{ACTIONS[action]}",
-                     source=f"/{tenant}/departments", subject=wo["id"])
-        # a return must reach routing (mandatory); the rest are announcements, the store is the record
-        self.bus.publish(env, wo, mandatory=action == "return")
-        return {"work_order": wo, "case_status": case["status"]}
-
-    def _http(self, run) -> Response:
-        try:
-            status, payload = 200, run()
-        except ValidationError as exc:
-            status, payload = 400, {"error": "invalid request", "fields": exc.messages}
-        except TransitionRefused as exc:
-            status, payload = 409, {"error": str(exc)}
-        except LookupError as exc:
-            status, payload = 404, {"error": str(exc).strip("'\"")}
-        return Response(json.dumps(payload, ensure_ascii=False, default=str), status=status,
-                        mimetype="application/json")
+        announce(self.bus, self.work.store, out.outbox, f"/{tenant}/departments")
+        return {"work_order": out.work_order, "case_status": out.case["status"]}

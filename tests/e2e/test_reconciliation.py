@@ -18,7 +18,7 @@ EVENTS = 400
 def _gather(county, planned):
     case_of = {}
     for p in planned:
-        if p.expect == "case":
+        if p.expect in ("case", "merged"):
             case = county.store.case(case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}"))
             if case:
                 case_of[p.event_id] = case
@@ -30,13 +30,15 @@ def _gather(county, planned):
 
 def test_every_event_is_accounted_for_exactly_once(county):
     sim = county.simulator(seed=2026)
-    planned = sim.plan(EVENTS, bad_every=10)
+    planned = sim.plan(EVENTS, bad_every=10, duplicate_every=25)
+    duplicates = sum(p.expect == "merged" for p in planned)
+    assert duplicates >= 10
     assert len({p.department for p in planned if p.expect == "case"}) >= 12
     sim.publish(planned, threads=2)
 
     def settled():
         s = county.store.stats()
-        return s.get("cases_dispatched", 0) + s.get("quarantined", 0) >= EVENTS and s
+        return s.get("cases_dispatched", 0) + s.get("merged", 0) + s.get("quarantined", 0) >= EVENTS and s
     stats = wait_until(settled, timeout=90, what="all events processed")
 
     rec = reconcile(planned, *_gather(county, planned))
@@ -44,13 +46,18 @@ def test_every_event_is_accounted_for_exactly_once(county):
     assert rec.cases_found == EVENTS - EVENTS // 10
     assert rec.quarantine_found == Counter({k: (EVENTS // 10) // len(BAD_KINDS) for k in BAD_KINDS})
     assert stats["cases"] == rec.cases_found and stats["quarantined"] == EVENTS // 10
+    assert stats["merged"] >= duplicates  # every deliberate duplicate merged (reconcile checked which)
 
     # every case has work orders, and each department's queue holds exactly its work orders
     for dept in county.tenant.departments:
         assert queue_depth(county.uri, f"workorders.{dept}") == stats.get(f"department:{dept}", 0), dept
     for case in _gather(county, planned)[0].values():
         orders = county.store.work_orders_of(case["id"])
-        assert orders and all(o["case_id"] == case["id"] for o in orders)
+        if case["status"] == "merged":
+            assert not orders and case["merged_into"]
+            assert case["id"] in [x["case_id"] for x in county.store.case(case["merged_into"])["linked"]]
+        else:
+            assert orders and all(o["case_id"] == case["id"] for o in orders)
 
     # at-least-once delivery: the same events again make no new case and no new quarantine entry
     sim.publish(planned, threads=2)

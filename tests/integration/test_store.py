@@ -1,5 +1,4 @@
 """The Redis store: idempotent writes, atomic department actions, walls between tenants."""
-import threading
 import uuid
 
 import pytest
@@ -7,7 +6,7 @@ import redis
 
 from onegrid import settings
 from onegrid.adapters.store import Store
-from onegrid.domain.cases import TransitionRefused, new_work_order
+from onegrid.domain.cases import new_work_order
 from onegrid.domain.routing import Decision
 
 pytestmark = pytest.mark.integration
@@ -24,12 +23,14 @@ def _case(store, cid="c-0000000000000001"):
     return {"id": cid, "tenant": store.tenant, "department": "market_regulation", "event_type": "x.y",
             "event_id": "e1", "source": "/s", "version": 1, "category": "illegal_business", "severity": "minor",
             "grid": "410102-001-001-001", "summary": "s", "occurred_at": "t", "reporter": {"kind": "citizen"},
-            "data": {"a": 1}, "status": "registered", "received_at": "t", "transport": "amqp", "digest": "d1"}
+            "data": {"a": 1}, "status": "registered", "received_at": "t", "transport": "amqp", "digest": "d1",
+            "at": 1000.0, "level": "", "reopen_count": 0, "location": None}
 
 
-def _dispatch(store, case, depts):
+def _dispatch(store, case, depts, now=1000.0):
     decision = Decision("grid", case["grid"], tuple(depts), (), 0, "rule")
-    return store.dispatch(case, decision, [new_work_order(case, d, decision, "rule", "t") for d in depts], "t")
+    orders = [new_work_order(case, d, decision, "rule", "t", (600.0, 3600.0), now) for d in depts]
+    return store.dispatch(case, decision, orders, "t")
 
 
 def test_register_is_idempotent(store):
@@ -52,41 +53,10 @@ def test_dispatch_is_idempotent_and_marks_the_case(store):
     assert store.case(case["id"])["status"] == "dispatched"
     total, orders = store.department_queue("urban_management")
     assert total == 1 and orders[0]["case_id"] == case["id"]
-
-
-def test_siblings_resolving_at_once_resolve_the_case(store):
-    depts = [f"d{i}" for i in range(6)]  # the midnight manhole cover: six bodies at once
-    case = _case(store)
-    store.register_case(case, "k")
-    _dispatch(store, case, depts)
-    for d in depts:
-        store.act(f"w-0000000000000001-{d}", d, "accept", "duty")
-    barrier = threading.Barrier(len(depts))
-
-    def resolve(d):
-        barrier.wait()
-        store.act(f"w-0000000000000001-{d}", d, "resolve", "duty", "fixed")
-
-    threads = [threading.Thread(target=resolve, args=(d,)) for d in depts]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    assert store.case(case["id"])["status"] == "resolved"
-    assert [s["action"] for s in store.timeline(case["id"])].count("case_resolved") == 1
-
-
-def test_refused_actions_change_nothing(store):
-    case = _case(store)
-    store.register_case(case, "k")
-    _dispatch(store, case, ["market_regulation"])
-    wo = "w-0000000000000001-market_regulation"
-    with pytest.raises(TransitionRefused, match="is dispatched; cannot resolve"):
-        store.act(wo, "market_regulation", "resolve", "duty", "x")
-    with pytest.raises(TransitionRefused, match="belongs to market_regulation"):
-        store.act(wo, "public_security", "accept", "duty")
-    with pytest.raises(LookupError):
-        store.act("w-nope", "market_regulation", "accept", "duty")
-    assert store.work_order(wo)["status"] == "dispatched"
-    assert len(store.timeline(case["id"])) == 2  # register, dispatch
+    # each work order's deadlines are armed timers
+    assert store.timers.due_at("acknowledge|w-0000000000000001-urban_management") == 1600.0
+    assert store.timers.due_at("resolve|w-0000000000000001-urban_management") == 4600.0
+    assert store.query(status="dispatched", level="grid")[0] == 1
 
 
 def test_quarantine_keeps_bytes_once_and_release_forgets(store):

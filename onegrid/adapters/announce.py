@@ -1,0 +1,43 @@
+"""Publishing lifecycle events from the outbox that casework wrote in the same transaction as
+the change: a crash between commit and publish delays an event, never loses it. Each event
+keeps its id across re-publication, so consumers deduplicate on `ce-id`."""
+from __future__ import annotations
+
+import json
+import time
+
+from onegrid import envelope as ce
+from onegrid.adapters.bus import Bus
+from onegrid.adapters.store import Store
+
+MUST_ROUTE = {"work_order.returned", "case.dispatch_requested"}  # routing acts on these
+
+
+def announce(bus: Bus, store: Store, event_ids: list[str], source: str) -> int:
+    """Publish the given outbox events (those still there) and remove them; returns how many."""
+    if not event_ids:
+        return 0
+    raw = store.r.hmget(store.key("outbox"), event_ids)
+    sent = 0
+    cases: dict[str, dict] = {}
+    for event_id, entry in zip(event_ids, raw):
+        if entry is None:  # another announcer (or the sweep) already sent it
+            continue
+        kind, case_id, extra = json.loads(entry)
+        case = cases.get(case_id) or cases.setdefault(case_id, store.case(case_id) or {"id": case_id})
+        department = (extra.get("work_order") or {}).get("department") or case.get("department") or "governance"
+        env = ce.new(tenant=store.tenant, department=department, type=kind, source=source, subject=case_id,
+                     id=event_id)
+        bus.publish(env, {**case, **extra}, mandatory=kind in MUST_ROUTE)
+        pipe = store.r.pipeline()
+        pipe.hdel(store.key("outbox"), event_id)
+        pipe.zrem(store.key("outbox", "due"), event_id)
+        pipe.execute()
+        sent += 1
+    return sent
+
+
+def sweep(bus: Bus, store: Store, source: str, older_than: float = 5.0, limit: int = 500) -> int:
+    """Publish outbox events their announcer did not (it died after committing)."""
+    stale = store.r.zrangebyscore(store.key("outbox", "due"), "-inf", time.time() - older_than, start=0, num=limit)
+    return announce(bus, store, [e.decode() for e in stale], source)
