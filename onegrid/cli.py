@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from onegrid import settings
@@ -25,17 +26,151 @@ def cmd_contracts_check(args) -> int:
 def cmd_tenant_list(args) -> int:
     from onegrid.contracts import load_strict
     registry = load_strict(args.dir)
+    onboarded = _onboarded()
     rows = [(t.id, t.name_zh, len(t.departments), sum(1 for n in t.nodes.values() if n.level == "community"),
-             len(t.grids()), len(t.routing)) for t in registry.tenants.values()]
-    console.print(_table("Tenants", ["tenant", "name", "departments", "communities", "grids", "routing rules"], rows))
+             len(t.grids()), len(t.routing), "?" if onboarded is None else "yes" if t.id in onboarded else "no")
+            for t in registry.tenants.values()]
+    console.print(_table("Tenants", ["tenant", "name", "departments", "communities", "grids", "routing rules",
+                                     "onboarded"], rows))
     return 0
+
+
+def _onboarded() -> set[str] | None:
+    """The vhosts on the broker (None when its management API does not answer)."""
+    from onegrid.adapters.management import Management
+    try:
+        return {v["name"] for v in Management(settings.management_url()).vhosts()}
+    except Exception:
+        return None
 
 
 def cmd_tenant_onboard(args) -> int:
     from onegrid import ops
-    result = ops.onboard(ops.tenant(args.tenant, args.dir), reset=args.reset)
-    state = "created" if result["vhost_created"] else "already there"
-    print(f"vhost {result['vhost']}: {state}; {len(result['queues'])} queues declared")
+    t, registry = ops.manifest(args.tenant, args.dir)
+    plan = ops.onboard(t, dry_run=True, registry=registry) if not args.reset else None
+    if plan is not None and not plan["changes"]:
+        print(f"{t.id}: no changes (vhost, {len(plan['queues'])} queues, users, permissions, limits, policies, "
+              f"Redis user and tokens are as the manifest says)")
+        _print_notes(plan["notes"])
+        return 0
+    if plan is not None:
+        print(f"{t.id}: {len(plan['changes'])} change(s)")
+        for change in plan["changes"]:
+            print(f"  {change}")
+        _print_notes(plan["notes"])
+        if args.dry_run:
+            print("dry run: nothing was changed")
+            return 0
+        existing = not any(c.kind == "vhost" and c.op == "+" for c in plan["changes"])
+        if existing and sys.stdin.isatty() and not args.yes and input("apply these changes? [y/N] ").strip().lower() != "y":
+            print("nothing was changed")
+            return 1
+    result = ops.onboard(t, reset=args.reset, registry=registry, services_amqp=args.services_amqp,
+                         services_redis=args.services_redis)
+    print(f"{t.id}: applied {len(result['changes'])} change(s); vhost {t.id}, {len(result['queues'])} queues")
+    _print_notes([n for n in result["notes"] if plan is None or n not in plan["notes"]])
+    _hand_over(t.id, result["credentials"], args.k8s_secrets)
+    return 0
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
+        print(f"note: {note}")
+
+
+def _hand_over(tenant_id: str, credentials, k8s_dir: str | None) -> None:
+    """New secrets: shown once on stdout, or written as Kubernetes Secrets (never logged)."""
+    from onegrid import ops
+    if not credentials:
+        return
+    if k8s_dir:
+        for path in ops.write_k8s_secrets(tenant_id, credentials, k8s_dir):
+            print(f"wrote {path} (mode 0600)")
+        print(f"kubectl apply -f {k8s_dir}   # then delete the files")
+        return
+    print("\nnew credentials, shown once (OneGrid keeps no copy in clear): store them now")
+    for cred in credentials:
+        print(f"  {cred.principal} ({cred.kind} {cred.name})")
+        for key, value in cred.values.items():
+            print(f"    {key:<11} {value}")
+
+
+def cmd_tenant_status(args) -> int:
+    from onegrid import ops
+    t, registry = ops.manifest(args.tenant, args.dir)
+    st = ops.status(t, registry)
+    if not st["vhost"]:
+        print(f"{t.id} is not onboarded (no vhost): onegrid tenant onboard {t.id}")
+    limits = ", ".join(f"{k} {v}" for k, v in sorted(st["limits"].items())) or "none"
+    print(f"{t.id}: vhost {'yes' if st['vhost'] else 'no'}; limits {limits}; policies {', '.join(st['policies']) or 'none'}; "
+          f"Redis user {st['redis_user']}")
+    console.print(_table(f"{t.id}: queues", ["queue", "type", "ready", "unacked", "consumers", "policy"],
+                         [(q["name"], q["type"], q["ready"], q["unacked"], q["consumers"], q["policy"])
+                          for q in st["queues"]]))
+    console.print(_table(f"{t.id}: users", ["user", "kind", "state", "connections", "http token"],
+                         [(u["user"], u["kind"], u["state"], u["connections"], u["http_token"]) for u in st["users"]]))
+    console.print(_table(f"{t.id}: contracts of its {len(st['departments'])} departments", ["event type", "versions"],
+                         [(k, ", ".join(map(str, v))) for k, v in st["versions"].items()]))
+    if st["pending"]:
+        print(f"{len(st['pending'])} change(s) pending: onegrid tenant onboard {t.id} --dry-run")
+    else:
+        print("in line with the manifest: onboarding would change nothing")
+    _print_notes(st["notes"])
+    return 0
+
+
+def cmd_tenant_rotate(args) -> int:
+    from onegrid import ops
+    t, _ = ops.manifest(args.tenant, args.dir)
+    creds = ops.rotate(t, args.who, services_amqp=args.services_amqp, services_redis=args.services_redis)
+    print(f"{t.id}: new credentials for {args.who}; the old ones no longer work"
+          + (" (its connections were closed)" if args.who in t.departments else ""))
+    _hand_over(t.id, creds, args.k8s_secrets)
+    return 0
+
+
+def cmd_tenant_revoke(args) -> int:
+    from onegrid import ops
+    t, _ = ops.manifest(args.tenant, args.dir)
+    done = ops.revoke(t, args.department)
+    print(f"{t.id}: revoked {done['user']}: no password, no permissions, {done['connections_closed']} "
+          f"connection(s) closed; HTTP token {'revoked' if done['token_revoked'] else 'was not active'}. "
+          f"`onegrid tenant rotate {t.id} {args.department}` reinstates it with new credentials")
+    return 0
+
+
+def cmd_tenant_offboard(args) -> int:
+    from onegrid import ops
+    done = ops.offboard(args.tenant, delete_data=args.delete_data, force=args.force)
+    vhost = f"the vhost ({done['messages_dropped']} message(s) dropped)" if done["vhost_deleted"] else "no vhost"
+    print(f"{done['tenant']}: deleted {len(done['users_deleted'])} broker user(s), {vhost}, "
+          f"{'the' if done['redis_user_deleted'] else 'no'} Redis user, and the HTTP tokens")
+    if args.delete_data:
+        print(f"deleted {done['keys_deleted']} Redis key(s): cases, work orders, timelines, quarantine")
+    else:
+        print(f"kept {done['keys_kept']} Redis key(s) og:{{{done['tenant']}}}:* (cases, work orders, timelines, "
+              f"quarantine); `onegrid tenant offboard {done['tenant']} --delete-data` deletes them")
+    print(f"the manifest contracts/tenants/{done['tenant']}.yaml is left for you to remove in a reviewed change")
+    return 0
+
+
+def cmd_contracts_asyncapi(args) -> int:
+    from onegrid.contracts import asyncapi, load_strict
+    registry = load_strict(args.dir)
+    if args.tenant not in registry.tenants:
+        print(f"no tenant {args.tenant!r}; known: {', '.join(sorted(registry.tenants))}", file=sys.stderr)
+        return 2
+    text = asyncapi.render(asyncapi.document(registry.tenants[args.tenant], registry))
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    from pathlib import Path
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    unchanged = out.exists() and out.read_text(encoding="utf-8") == text
+    if not unchanged:
+        out.write_text(text, encoding="utf-8")
+    print(f"{'unchanged' if unchanged else 'wrote'} {out}")
     return 0
 
 
@@ -89,6 +224,66 @@ def cmd_demo(args) -> int:
     return run(args.tenant, args.events, args.dir)
 
 
+def cmd_tenant_render_k8s(args) -> int:
+    import warnings
+    warnings.filterwarnings("ignore", message=r"\s+Eventlet is deprecated")  # the services are imported
+    from onegrid import k8s
+    from onegrid.contracts import load_strict
+    registry = load_strict(args.dir)
+    ids = sorted(registry.tenants) if args.all else args.tenants
+    unknown = [t for t in ids if t not in registry.tenants]
+    if unknown or not ids:
+        print(f"say which tenants (or --all); unknown: {', '.join(unknown) or '-'}; "
+              f"known: {', '.join(sorted(registry.tenants))}", file=sys.stderr)
+        return 2
+    if args.out and len(ids) != 1:
+        print("--out takes one tenant", file=sys.stderr)
+        return 2
+    rendered = k8s.render([registry.tenants[t] for t in ids], registry.tenants, args.deploy_dir, args.out)
+    changed = rendered.write()
+    for path in sorted(rendered.files):
+        print(f"{'wrote' if path in changed else 'unchanged'} {path}")
+    return 0
+
+
+def cmd_tenant_secrets(args) -> int:
+    import warnings
+    warnings.filterwarnings("ignore", message=r"\s+Eventlet is deprecated")  # the services are imported
+    from onegrid import k8s, ops
+    bus = k8s.BusRef(args.bus_name, args.bus_namespace)
+    sys.stdout.write(k8s.dump(k8s.secrets(ops.tenant(args.tenant, args.dir), bus)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """Become the service's `nameko run` process (exec: signals reach nameko directly)."""
+    from onegrid.runner import SERVICES
+    argv = [sys.executable, "-m", "nameko", "run", "--config", args.config, SERVICES[args.service]]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
+def cmd_notify(args) -> int:
+    import redis
+
+    from onegrid.adapters.notifications import Outbox
+    outbox = Outbox(redis.Redis.from_url(settings.redis_url(), decode_responses=True), args.tenant)
+    if args.action == "replay":
+        n = outbox.replay(args.id or None)
+        print(f"replayed {n} parked notification(s) of {args.tenant}; the notify service delivers them")
+        return 0
+    rows = [(p["id"], p["kind"], p["channel"], p["address"], p["attempts"], p.get("parked_at", ""), p["reason"][:100])
+            for p in outbox.parked(args.limit)]
+    console.print(_table(f"{args.tenant}: parked notifications ({len(rows)})",
+                         ["id", "kind", "channel", "to", "attempts", "parked at", "reason"], rows))
+    return 0
+
+
+def _service_names() -> list[str]:
+    from onegrid.runner import SERVICES
+    return sorted(SERVICES)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="onegrid", description=__doc__)
     parser.add_argument("--dir", default=settings.contracts_dir(), help="contracts directory (default: %(default)s)")
@@ -96,13 +291,69 @@ def main(argv=None) -> int:
 
     contracts = sub.add_parser("contracts", help="the contracts registry").add_subparsers(dest="sub", required=True)
     contracts.add_parser("check", help="validate every contract and manifest").set_defaults(func=cmd_contracts_check)
+    aapi = contracts.add_parser("asyncapi", help="the tenant's AsyncAPI 3 document, for department integrators")
+    aapi.add_argument("tenant")
+    aapi.add_argument("--out", help="write it here (e.g. docs/asyncapi/<tenant>.yaml) instead of stdout")
+    aapi.set_defaults(func=cmd_contracts_asyncapi)
 
     tenant = sub.add_parser("tenant", help="counties on the platform").add_subparsers(dest="sub", required=True)
     tenant.add_parser("list", help="the tenant manifests").set_defaults(func=cmd_tenant_list)
-    onboard = tenant.add_parser("onboard", help="create the tenant's vhost and topology (idempotent)")
-    onboard.add_argument("tenant")
-    onboard.add_argument("--reset", action="store_true", help="delete the tenant's bus and store first")
+    onboard = tenant.add_parser("onboard", help="provision the tenant from its manifest: vhost, limits, policies, "
+                                                "topology, users, Redis user, tokens (idempotent; shows the diff)")
+    onboard.add_argument("tenant", help="a tenant id, or the manifest's path (contracts/tenants/<tenant>.yaml)")
+    onboard.add_argument("--dry-run", action="store_true", help="show the changes, apply nothing")
+    onboard.add_argument("--yes", action="store_true", help="apply changes to an onboarded tenant without asking")
+    onboard.add_argument("--k8s-secrets", metavar="DIR", help="write new credentials as Kubernetes Secrets in DIR "
+                                                              "instead of printing them")
+    onboard.add_argument("--reset", action="store_true", help="delete the tenant's bus and store first (demo, tests)")
+    tenant_secret_options = [onboard]
     onboard.set_defaults(func=cmd_tenant_onboard)
+    tstatus = tenant.add_parser("status", help="queues and backlog, users and tokens, contract versions")
+    tstatus.add_argument("tenant")
+    tstatus.set_defaults(func=cmd_tenant_status)
+    rotate = tenant.add_parser("rotate", help="new credentials for a department (password and HTTP token), "
+                                              "svc.<service> or redis")
+    rotate.add_argument("tenant")
+    rotate.add_argument("who", help="a department, svc.<service>, or redis")
+    rotate.add_argument("--k8s-secrets", metavar="DIR", help="write them as Kubernetes Secrets in DIR")
+    tenant_secret_options.append(rotate)
+    rotate.set_defaults(func=cmd_tenant_rotate)
+    for p in tenant_secret_options:
+        p.add_argument("--services-amqp", metavar="BASE", help="the broker as the services reach it, for their "
+                                                               "AMQP uri (default: $ONEGRID_AMQP_BASE)")
+        p.add_argument("--services-redis", metavar="URL", help="Redis as the services reach it, for their Redis url "
+                                                               "(default: $REDIS_URL)")
+    revoke = tenant.add_parser("revoke", help="cut a department off: password, permissions, connections, token")
+    revoke.add_argument("tenant")
+    revoke.add_argument("department")
+    revoke.set_defaults(func=cmd_tenant_revoke)
+    offboard = tenant.add_parser("offboard", help="remove the tenant's users, vhost and credentials")
+    offboard.add_argument("tenant")
+    keep = offboard.add_mutually_exclusive_group(required=True)
+    keep.add_argument("--keep-data", action="store_true", help="keep its cases, work orders and quarantine in Redis")
+    keep.add_argument("--delete-data", action="store_true", help="delete every og:{<tenant>}:* key too")
+    offboard.add_argument("--force", action="store_true", help="even while queues still hold messages")
+    offboard.set_defaults(func=cmd_tenant_offboard)
+
+    render = tenant.add_parser("render-k8s", help="write the tenants' Kubernetes overlays (and the generated "
+                                                   "base and platform files)")
+    render.add_argument("tenants", nargs="*")
+    render.add_argument("--all", action="store_true", help="every tenant in the contracts directory")
+    render.add_argument("--out", help="the overlay's folder (default: <deploy-dir>/overlays/<tenant>)")
+    render.add_argument("--deploy-dir", default="deploy/k8s")
+    render.set_defaults(func=cmd_tenant_render_k8s)
+    tsecrets = tenant.add_parser("secrets", help="print the tenant's Secrets with fresh passwords "
+                                                 "(for kubectl create -f -)")
+    tsecrets.add_argument("tenant")
+    tsecrets.add_argument("--bus-name", default="onegrid-bus")
+    tsecrets.add_argument("--bus-namespace", default="onegrid-system")
+    tsecrets.set_defaults(func=cmd_tenant_secrets)
+
+    serve = sub.add_parser("serve", help="run one service (what the container image runs)")
+    serve.add_argument("service", choices=_service_names())
+    serve.add_argument("--config", default=os.environ.get("ONEGRID_CONFIG", "config.yml"),
+                       help="nameko config (default: $ONEGRID_CONFIG or %(default)s)")
+    serve.set_defaults(func=cmd_serve)
 
     stats = sub.add_parser("stats", help="a tenant's counters")
     stats.add_argument("tenant")
@@ -139,8 +390,19 @@ def main(argv=None) -> int:
 
     demo = sub.add_parser("demo", help="a demo county on the real bus, end to end")
     demo.add_argument("--tenant", default="zhongyuan-qinling")
-    demo.add_argument("--events", type=int, default=2000)
+    demo.add_argument("--events", type=int, default=1000)
     demo.set_defaults(func=cmd_demo)
+
+    notify = sub.add_parser("notify", help="notifications that could not be delivered").add_subparsers(
+        dest="action", required=True)
+    np_ = notify.add_parser("parked", help="list parked notifications with their reasons")
+    np_.add_argument("tenant")
+    np_.add_argument("--limit", type=int, default=100)
+    np_.set_defaults(func=cmd_notify)
+    nr = notify.add_parser("replay", help="deliver parked notifications again (all, or --id ID ...)")
+    nr.add_argument("tenant")
+    nr.add_argument("--id", action="append", help="a notification id from `notify parked` (repeatable)")
+    nr.set_defaults(func=cmd_notify)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -30,7 +30,7 @@ def reconcile(planned, case_of: dict, reason_of: dict) -> Reconciliation:
         case, reasons = case_of.get(p.event_id), reason_of.get(p.event_id, [])
         if p.expect in ("case", "merged"):
             rec.cases_expected += 1
-            original = case_of.get(p.duplicate_of) or {}
+            original = case_of.get(getattr(p, "duplicate_of", None)) or {}
             if p.expect == "merged" and case is not None and case["status"] != "merged" \
                     and original.get("merged_into") != case["id"]:  # the two may arrive in either order
                 rec.problems.append(f"{p.event_id}: a duplicate of {p.duplicate_of}, but neither case was merged "

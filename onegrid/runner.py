@@ -17,6 +17,9 @@ SERVICES = {
     "intake": "services.intake.service:IntakeService",
     "routing": "services.routing.service:RoutingService",
     "departments": "services.departments.service:DepartmentsService",
+    "supervision": "services.supervision.service:SupervisionService",
+    "scoring": "services.scoring.service:ScoringService",
+    "notify": "services.notify.service:NotifyService",
 }
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,6 +11,20 @@ LEVELS = ("grid", "community", "street", "county")  # bottom to top: the escalat
 SEVERITIES = ("minor", "general", "major", "critical")
 COMMAND_CENTRE = "governance"
 TENANT_ID = re.compile(r"^[a-z][a-z0-9-]{2,40}$")
+RESERVED_IDS = {"default"}  # the Redis ACL user of a tenant is named as the tenant
+# limits: name -> (default, minimum value); integers but rate_per_department (events/s)
+LIMITS = {
+    "max_payload_bytes": 65536,       # one event; larger ones are quarantined as payload_too_large
+    "max_batch": 500,                 # events in one HTTP batch
+    "max_request_bytes": 4194304,     # one HTTP request body; larger ones are refused unread (413)
+    "rate_per_department": 50,        # events/s a department may POST (token bucket), ...
+    "burst_per_department": 500,      # ... with this many at once (at least max_batch)
+    "max_connections": 512,           # AMQP connections to the tenant's vhost
+    "max_queues": 128,                # queues in the tenant's vhost
+    "max_connections_per_department": 16,  # AMQP connections of one department user
+    "max_intake_backlog": 200000,     # messages waiting in intake.events; then publishes are refused
+    "max_dead_letters": 100000,       # messages kept in each <queue>.dlq; then dead-lettering is refused
+}
 _CODE = {"county": r"[0-9]{6}", "street": r"[0-9]{3}", "community": r"[0-9]{3}", "grid": r"[0-9]{3}"}
 _DURATION = re.compile(r"^([1-9][0-9]*)([smhd])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,6 +63,21 @@ class Tenant:
     max_batch: int = 500
     root: str = ""
     source: dict = field(default_factory=dict, repr=False)
+    max_request_bytes: int = LIMITS["max_request_bytes"]
+    rate_per_department: float = LIMITS["rate_per_department"]
+    burst_per_department: int = LIMITS["burst_per_department"]
+    max_connections: int = LIMITS["max_connections"]
+    max_queues: int = LIMITS["max_queues"]
+    max_connections_per_department: int = LIMITS["max_connections_per_department"]
+    max_intake_backlog: int = LIMITS["max_intake_backlog"]
+    max_dead_letters: int = LIMITS["max_dead_letters"]
+    # accept events with no authenticated department (AMQP: no user_id of a department user;
+    # HTTP: no bearer token) on the envelope's word: demo and test tenants only
+    trust_unauthenticated_amqp: bool = False
+    trust_unauthenticated_http: bool = False
+
+    def trusts_unauthenticated(self, transport: str) -> bool:
+        return self.trust_unauthenticated_http if transport == "http" else self.trust_unauthenticated_amqp
 
     def grids(self) -> list[GridNode]:
         return [n for n in self.nodes.values() if n.level == "grid"]
@@ -73,16 +102,17 @@ def parse_tenant(doc, stem: str, categories: dict, departments: dict):
     tid = doc.get("tenant")
     if not isinstance(tid, str) or not TENANT_ID.match(tid):
         problems.append(("tenant", "must match ^[a-z][a-z0-9-]{2,40}$"))
+    elif tid in RESERVED_IDS:
+        problems.append(("tenant", f"{tid!r} is reserved"))
     elif tid != stem:
         problems.append(("tenant", f"{tid!r} must equal the file name {stem!r}"))
     for key in ("name", "name_zh"):
         if not isinstance(doc.get(key), str):
             problems.append((key, "is required"))
-    limits = doc.get("limits") or {}
-    for key in ("max_payload_bytes", "max_batch"):
-        value = limits.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            problems.append((f"limits.{key}", "must be a positive integer"))
+    limits = _limits(doc.get("limits"), problems)
+    for key in ("trust_unauthenticated_amqp", "trust_unauthenticated_http"):
+        if not isinstance(doc.get(key, False), bool):
+            problems.append((key, "must be true or false"))
     enabled = doc.get("departments")
     if not isinstance(enabled, list) or not enabled:
         problems.append(("departments", "must list the enabled department ids"))
@@ -100,7 +130,38 @@ def parse_tenant(doc, stem: str, categories: dict, departments: dict):
         return None, problems
     root = doc["grid_tree"]["code"]
     return Tenant(tid, doc["name"], doc["name_zh"], tuple(enabled), nodes, routing, deadlines,
-                  limits.get("max_payload_bytes", 65536), limits.get("max_batch", 500), root, doc), []
+                  limits.pop("max_payload_bytes"), limits.pop("max_batch"), root, doc, **limits,
+                  trust_unauthenticated_amqp=doc.get("trust_unauthenticated_amqp", False),
+                  trust_unauthenticated_http=doc.get("trust_unauthenticated_http", False)), []
+
+
+def _limits(raw, problems: list) -> dict:
+    """The manifest's limits over the defaults; every value checked."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append(("limits", "must be a map of limit name to value"))
+        raw = {}
+    values = dict(LIMITS)
+    for key, value in raw.items():
+        if key not in LIMITS:
+            problems.append((f"limits.{key}", f"unknown limit; one of {', '.join(LIMITS)}"))
+        elif key == "rate_per_department":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                problems.append((f"limits.{key}", "must be a positive number (events per second)"))
+            else:
+                values[key] = value
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append((f"limits.{key}", "must be a positive integer"))
+        else:
+            values[key] = value
+    if values["burst_per_department"] < values["max_batch"]:
+        problems.append(("limits.burst_per_department", f"{values['burst_per_department']} is less than max_batch "
+                         f"{values['max_batch']}: a full batch could never pass"))
+    if values["max_request_bytes"] < values["max_payload_bytes"]:
+        problems.append(("limits.max_request_bytes", f"{values['max_request_bytes']} is less than max_payload_bytes "
+                         f"{values['max_payload_bytes']}"))
+    return values
 
 
 def _walk(node, path, parent: GridNode | None, depth: int, nodes: dict, problems: list) -> None:

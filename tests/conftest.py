@@ -43,7 +43,7 @@ def pytest_unconfigure(config):
         container.stop()
 
 
-def free_port_base(span: int = 4) -> int:
+def free_port_base(span: int = 8) -> int:
     """A base port with `span` free ports after it."""
     for _ in range(50):
         with socket.socket() as s:
@@ -79,10 +79,16 @@ def make_tenant_contracts(tmp: Path, base: str = "zhongyuan-qinling") -> tuple[P
 class County:
     """A test tenant onboarded on the real broker, with its services running as processes."""
 
-    def __init__(self, tmp: Path, services=("intake", "routing", "departments"), env: dict | None = None):
+    def __init__(self, tmp: Path, services=("intake", "routing", "departments"), env: dict | None = None,
+                 manifest: dict | None = None):
         from onegrid import ops
         from onegrid.runner import ServiceSet
         self.contracts, self.id = make_tenant_contracts(tmp)
+        if manifest:  # top-level sections of the tenant manifest to set, e.g. {"lifecycle": {...}}
+            import yaml
+            path = self.contracts / "tenants" / f"{self.id}.yaml"
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            path.write_text(yaml.safe_dump({**doc, **manifest}, allow_unicode=True), encoding="utf-8")
         os.environ["CONTRACTS_DIR"] = str(self.contracts)
         self.tenant = ops.tenant(self.id, str(self.contracts))
         self.uri = ops.uri(self.id)
@@ -97,11 +103,9 @@ class County:
         return Simulator(self.tenant, self.uri, registry=load_strict(self.contracts), seed=seed)
 
     def close(self):
-        from onegrid.adapters.management import Management
-        from onegrid import settings
+        from onegrid import ops
         self.services.stop()
-        Management(settings.management_url()).delete_vhost(self.id)
-        self.store.purge()
+        ops.offboard(self.id, delete_data=True, force=True)  # its users, vhost, Redis user and keys
         os.environ.pop("CONTRACTS_DIR", None)
 
 

@@ -7,6 +7,7 @@ import json
 import time
 
 from onegrid import envelope as ce
+from onegrid.adapters import topology
 from onegrid.adapters.bus import Bus
 from onegrid.adapters.store import Store
 
@@ -28,7 +29,14 @@ def announce(bus: Bus, store: Store, event_ids: list[str], source: str) -> int:
         department = (extra.get("work_order") or {}).get("department") or case.get("department") or "governance"
         env = ce.new(tenant=store.tenant, department=department, type=kind, source=source, subject=case_id,
                      id=event_id)
-        bus.publish(env, {**case, **extra}, mandatory=kind in MUST_ROUTE)
+        if kind == "work_order.dispatched":  # a reopened part goes back on its department's queue
+            wo = extra["work_order"]
+            env = ce.new(tenant=store.tenant, department=wo["department"], type=kind, source=source,
+                         subject=wo["id"], id=event_id)
+            bus.publish(env, wo, exchange=topology.WORKORDERS, routing_key=wo["department"])
+        else:  # a case event carries the parts as they are now: consumers need not replay in order
+            parts = {"work_orders": store.work_orders_of(case_id)} if kind.startswith("case.") else {}
+            bus.publish(env, {**case, **parts, **extra}, mandatory=kind in MUST_ROUTE)
         pipe = store.r.pipeline()
         pipe.hdel(store.key("outbox"), event_id)
         pipe.zrem(store.key("outbox", "due"), event_id)

@@ -178,7 +178,7 @@ class Casework:
             if action == "resolve":
                 fields["on_time"] = tx.now <= float(w["resolve_due"]) and not w.get("overdue_resolve")
             if action == "request_extension":
-                fields["extension_requested_s"] = extension or 0
+                fields["extension_requested_s"] = (extension or 0) / self.scale  # on the deadlines' clock
             event = {"accept": "work_order.accepted", "return": "work_order.returned",
                      "request_extension": "work_order.extension_requested", "resolve": "work_order.resolved"}[action]
             after = tx.wo_to(w, action, who, note, event=event, **fields)
@@ -289,6 +289,7 @@ class Casework:
                          overdue_ack=0, overdue_resolve=0)
                 tx.arm("acknowledge", wo["id"], ack)
                 tx.arm("resolve", wo["id"], res)
+                tx.out.events.append(("work_order.dispatched", {"work_order": dict(wo)}))  # back on its queue
         tx.case_to("dispatch", "supervision", "parts back to their departments", event="case.dispatched", overdue=0)
         if to_county and tx.case["level"] != "county":
             tx.escalate("county", "reopen_limit", "supervision", f"reopened {count} times")

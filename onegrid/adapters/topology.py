@@ -31,6 +31,10 @@ CONSUMED = {
     "intake.events": (INTAKE, "#"),
     "routing.case-registered": (EVENTS, "case.registered"),
     "routing.work-order-returned": (EVENTS, "work_order.returned"),
+    "routing.dispatch-requested": (EVENTS, "case.dispatch_requested"),
+    "scoring.case-events": (EVENTS, "case.#"),
+    "scoring.work-order-events": (EVENTS, "work_order.#"),
+    "notify.case-events": (EVENTS, "case.#"),
 }
 
 

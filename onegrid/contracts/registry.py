@@ -8,12 +8,16 @@ from pathlib import Path
 import yaml
 from marshmallow import Schema
 
+from onegrid.contracts import compat
 from onegrid.contracts.fields import check_field, check_fields, compile_schema
+from onegrid.domain import notify, scoring
+from onegrid.domain.supervision import check_policy
 from onegrid.tenant import Tenant, parse_tenant
 
 DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{2,47}$")
-EVENT_KEYS = {"type", "version", "summary", "category", "fields"}
+EVENT_KEYS = {"type", "version", "summary", "category", "fields", "compatibility"}
+DEPARTMENT_KEYS = {"department", "name", "name_zh", "events", "compatibility"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class EventContract:
     category: str | None  # None: the reporter chooses, in the `category` field
     fields: dict
     schema: Schema = field(compare=False, repr=False)
+    own_fields: dict = field(default_factory=dict, compare=False, repr=False)  # without the common ones
+    compatibility: str = compat.DEFAULT  # how this version was checked against the earlier ones
 
     @property
     def key(self) -> str:
@@ -110,6 +116,9 @@ def load(root: str | Path) -> tuple[Registry, list[Problem]]:
         if doc is None:
             continue
         tenant, found = parse_tenant(doc, path.stem, registry.categories, registry.departments)
+        if isinstance(doc, dict):  # sections other modules own: lifecycle, scoring, notify
+            found = found + check_policy(doc.get("lifecycle")) + scoring.check_manifest(doc, tenant) \
+                + notify.check_manifest(doc)
         problems += [Problem(name, p, r) for p, r in found]
         if tenant is not None:
             registry.tenants[tenant.id] = tenant
@@ -134,11 +143,19 @@ def _load_department(registry: Registry, doc, stem: str, name: str, common: dict
     for key in ("name", "name_zh"):
         if not isinstance(doc.get(key), str):
             bad(key, "is required")
+    for key in doc:
+        if key not in DEPARTMENT_KEYS:
+            bad(key, f"unknown key; one of {', '.join(sorted(DEPARTMENT_KEYS))}")
+    dept_mode = doc.get("compatibility", compat.DEFAULT)
+    if dept_mode not in compat.MODES:
+        bad("compatibility", f"must be one of {', '.join(compat.MODES)}")
+        dept_mode = compat.DEFAULT
     events = doc.get("events")
     if not isinstance(events, list) or len(events) < 2:
         bad("events", "a department declares at least two event types")
         events = events if isinstance(events, list) else []
     registry.departments[dept] = {k: doc.get(k) for k in ("department", "name", "name_zh")}
+    loaded: dict[str, list[tuple[int, int]]] = {}  # type -> [(version, index in events)]
     for i, ev in enumerate(events):
         where = f"events[{i}]"
         if not isinstance(ev, dict):
@@ -155,6 +172,9 @@ def _load_department(registry: Registry, doc, stem: str, name: str, common: dict
             bad(f"{where}.version", "must be an integer >= 1")
         if not isinstance(ev.get("summary"), str):
             bad(f"{where}.summary", "is required")
+        mode = ev.get("compatibility", dept_mode)
+        if mode not in compat.MODES:
+            bad(f"{where}.compatibility", f"must be one of {', '.join(compat.MODES)}")
         own = ev.get("fields") or {}
         if not isinstance(own, dict):
             bad(f"{where}.fields", "must be a map of field name to field spec")
@@ -170,7 +190,28 @@ def _load_department(registry: Registry, doc, stem: str, name: str, common: dict
             specs = {**common, **own}
             registry.events[(f"{dept}.{etype}", version)] = EventContract(
                 dept, etype, version, ev["summary"], ev.get("category"), specs,
-                compile_schema(specs, name=f"{dept}.{etype}.v{version}"))
+                compile_schema(specs, name=f"{dept}.{etype}.v{version}"), own, mode)
+            loaded.setdefault(etype, []).append((version, i))
+    for etype, versions in loaded.items():
+        problems += _check_evolution(registry, dept, etype, sorted(versions), name)
+    return problems
+
+
+def _check_evolution(registry: Registry, dept: str, etype: str, versions: list[tuple[int, int]],
+                     name: str) -> list[Problem]:
+    """Each version against the one before it (or, in a _TRANSITIVE mode, every earlier one),
+    under the newer version's compatibility mode."""
+    problems = []
+    for n, (version, index) in enumerate(versions):
+        new = registry.events[(f"{dept}.{etype}", version)]
+        if n == 0 or new.compatibility == "NONE":
+            continue
+        earlier = versions[:n] if compat.transitive(new.compatibility) else versions[n - 1:n]
+        for old_version, _ in earlier:
+            old = registry.events[(f"{dept}.{etype}", old_version)]
+            for direction, text, finding in compat.findings(old.own_fields, new.own_fields, new.compatibility):
+                problems.append(Problem(name, f"events[{index}].fields.{finding.path}",
+                                        f"{direction}: {text} (version {old_version} → {version})"))
     return problems
 
 

@@ -2,11 +2,18 @@
 
 `admit` never raises for bad input: every way an event can be wrong maps to one bounded
 reason code (a metric label) and a precise detail (for the person reading the quarantine).
+
+Identity: a department speaks only as itself. The transport authenticates it (AMQP: the
+broker user `<tenant>.<department>`, which RabbitMQ checks against the `user_id` property;
+HTTP: the department's bearer token) and `admit` refuses an event whose `department`
+attribute names any other (`spoofed`), or one nobody authenticated unless the tenant's
+manifest trusts unauthenticated events on that transport (`unauthenticated`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from marshmallow import ValidationError
@@ -16,6 +23,8 @@ from onegrid.contracts import Registry
 from onegrid.tenant import Tenant
 
 REASONS = {
+    "unauthenticated": "no department was authenticated and the tenant trusts no unauthenticated event",
+    "spoofed": "the event claims a department other than the authenticated one",
     "payload_too_large": "the event is larger than the tenant's max_payload_bytes",
     "invalid_encoding": "the body is not UTF-8",
     "malformed_json": "the body is not JSON",
@@ -31,6 +40,24 @@ REASONS = {
     "unknown_grid": "the grid is not in the tenant's grid tree",
     "id_reused": "the event id was already used for different content",
 }
+
+
+_DEPARTMENT = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+
+
+def principal(tenant_id: str, department: str) -> str:
+    """The name a department authenticates as: its broker user, `<tenant>.<department>`."""
+    return f"{tenant_id}.{department}"
+
+
+def authenticated_department(user_id: str | None, tenant_id: str) -> str | None:
+    """The department a broker user (an AMQP message's `user_id`) stands for, or None: the
+    admin, a service (`<tenant>.svc.<name>`) or no user at all authenticate no department."""
+    prefix = tenant_id + "."
+    if not user_id or not user_id.startswith(prefix):
+        return None
+    name = user_id[len(prefix):]
+    return name if _DEPARTMENT.match(name) else None
 
 
 @dataclass(frozen=True)
@@ -71,27 +98,38 @@ class Accepted:
         return hashlib.sha256(canon.encode()).hexdigest()[:32]
 
 
-def admit(raw: RawEvent, tenant: Tenant, registry: Registry) -> Accepted | Rejected:
+def admit(raw: RawEvent, tenant: Tenant, registry: Registry, authenticated: str | None = None) -> Accepted | Rejected:
+    """Judge one event. `authenticated` is the department the transport authenticated (None:
+    nobody, which only a tenant that trusts unauthenticated events on `raw.transport` accepts)."""
+    who = authenticated if authenticated in registry.departments else "unknown"
+    if authenticated is None and not tenant.trusts_unauthenticated(raw.transport):
+        how = ("publish as the department's broker user with the user_id property set to it" if raw.transport == "amqp"
+               else "send the department's token as Authorization: Bearer <token>")
+        return Rejected("unauthenticated", f"no department authenticated this {raw.transport} event and {tenant.id} "
+                                           f"trusts none: {how}")
     if len(raw.body) > tenant.max_payload_bytes:
-        return Rejected("payload_too_large", f"{len(raw.body)} bytes is more than {tenant.max_payload_bytes}")
+        return Rejected("payload_too_large", f"{len(raw.body)} bytes is more than {tenant.max_payload_bytes}", who)
     try:
         text = raw.body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Rejected("invalid_encoding", f"body is not UTF-8: {exc}")
+        return Rejected("invalid_encoding", f"body is not UTF-8: {exc}", who)
     try:
         doc = json.loads(text, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-        return Rejected("malformed_json", f"body is not JSON: {exc}")
+        return Rejected("malformed_json", f"body is not JSON: {exc}", who)
     try:
         if (raw.content_type or "").startswith(ce.STRUCTURED):
             if not isinstance(doc, dict):
-                return Rejected("malformed_json", "a structured CloudEvent must be a JSON object")
+                return Rejected("malformed_json", "a structured CloudEvent must be a JSON object", who)
             env, data = ce.Envelope.from_structured(doc), doc.get("data")
         else:
             env, data = ce.Envelope.from_headers(raw.headers), doc
         key, version = env.contract
     except ce.EnvelopeError as exc:
-        return Rejected(exc.reason, exc.detail)
+        return Rejected(exc.reason, exc.detail, who)
+    if authenticated is not None and env.department != authenticated:
+        return Rejected("spoofed", f"authenticated as department {authenticated!r}, but the event claims department "
+                                   f"{env.department!r}", who)
     return _check(raw, env, key, version, data, tenant, registry)
 
 

@@ -17,6 +17,7 @@ from nameko.web.handlers import http
 
 from onegrid import metrics
 from onegrid.adapters.announce import announce, sweep
+from onegrid.adapters.gauges import OverdueGauge
 from onegrid.adapters.httpjson import body_of, respond
 from onegrid.adapters.providers import CaseworkProvider, Observable, TenantBus, TenantContext
 from onegrid.domain.lifecycle import CASE_STATES, TransitionRefused
@@ -58,6 +59,7 @@ class SupervisionService(Observable):
     ctx = TenantContext()
     work = CaseworkProvider()
     bus = TenantBus()
+    overdue = OverdueGauge()
     last_sweep = 0.0
 
     # -- the clock -----------------------------------------------------------------------

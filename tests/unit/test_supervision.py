@@ -8,7 +8,7 @@ from .helpers import QINLING, registry
 
 def _tenant(**lifecycle):
     t = registry().tenants[QINLING]
-    return dataclasses.replace(t, source={**t.source, "lifecycle": lifecycle} if lifecycle else t.source)
+    return dataclasses.replace(t, source={**t.source, "lifecycle": lifecycle})
 
 
 def test_deadlines_come_from_the_first_matching_rule_and_scale():
