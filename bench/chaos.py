@@ -9,7 +9,6 @@ Prints the reconciliation and exits non-zero on any discrepancy.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -23,10 +22,10 @@ from pathlib import Path
 import redis
 
 from onegrid import ops, settings
+from onegrid.accounting import gather
 from onegrid.actors import Actors
 from onegrid.adapters.management import Management
 from onegrid.contracts import load_strict
-from onegrid.domain.cases import case_id
 from onegrid.reconcile import reconcile
 from onegrid.runner import ServiceSet
 from onegrid.simulator import Simulator
@@ -136,15 +135,8 @@ def _settled(store, n: int) -> bool:
 
 
 def report(planned, sent, store, log) -> int:
-    case_of, ids = {}, Counter()
-    for p in planned:
-        if p.expect in ("case", "merged"):
-            case = store.case(case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}"))
-            if case:
-                case_of[p.event_id] = case
-    reason_of: dict[str, list] = {}
-    for entry in store.quarantined(count=1_000_000):
-        reason_of.setdefault(json.loads(entry["headers"]).get("ce-id"), []).append(entry["reason"])
+    case_of, reason_of = gather(store, planned)
+    ids = Counter()
     rec = reconcile(planned, case_of, reason_of)
     stats = store.stats()
     for case in case_of.values():

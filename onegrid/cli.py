@@ -122,9 +122,11 @@ def cmd_tenant_status(args) -> int:
 def cmd_tenant_rotate(args) -> int:
     from onegrid import ops
     t, _ = ops.manifest(args.tenant, args.dir)
-    creds = ops.rotate(t, args.who, services_amqp=args.services_amqp, services_redis=args.services_redis)
-    print(f"{t.id}: new credentials for {args.who}; the old ones no longer work"
-          + (" (its connections were closed)" if args.who in t.departments else ""))
+    creds = ops.rotate(t, args.who, services_amqp=args.services_amqp, services_redis=args.services_redis,
+                       token_only=args.token_only)
+    what = "a new HTTP token" if args.token_only else "new credentials"
+    print(f"{t.id}: {what} for {args.who}; the old ones no longer work"
+          + (" (its connections were closed)" if args.who in t.departments and not args.token_only else ""))
     _hand_over(t.id, creds, args.k8s_secrets)
     return 0
 
@@ -316,6 +318,8 @@ def main(argv=None) -> int:
     rotate.add_argument("tenant")
     rotate.add_argument("who", help="a department, svc.<service>, or redis")
     rotate.add_argument("--k8s-secrets", metavar="DIR", help="write them as Kubernetes Secrets in DIR")
+    rotate.add_argument("--token-only", action="store_true", help="a department's HTTP token only, not its "
+                                                                  "broker password")
     tenant_secret_options.append(rotate)
     rotate.set_defaults(func=cmd_tenant_rotate)
     for p in tenant_secret_options:

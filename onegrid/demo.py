@@ -9,7 +9,6 @@ Exits non-zero if any published event is unaccounted for.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import threading
@@ -19,9 +18,9 @@ from kombu import Connection
 from rich.progress import Progress
 
 from onegrid import ops
+from onegrid.accounting import gather
 from onegrid.actors import Actors
 from onegrid.adapters import topology
-from onegrid.domain.cases import case_id
 from onegrid.domain.lifecycle import OPEN_CASE
 from onegrid.figures import notify_table, scoring_tables
 from onegrid.notify_receiver import WebhookReceiver
@@ -99,15 +98,7 @@ def _drive(tenant, events: int, actors: Actors, services: ServiceSet, receiver) 
 
 
 def _report(tenant, planned, store, elapsed: float, actors: Actors) -> int:
-    case_of = {}
-    for p in planned:
-        if p.expect in ("case", "merged"):
-            case = store.case(case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}"))
-            if case:
-                case_of[p.event_id] = case
-    reason_of: dict[str, list] = {}
-    for entry in store.quarantined(count=100_000):
-        reason_of.setdefault(json.loads(entry["headers"]).get("ce-id"), []).append(entry["reason"])
+    case_of, reason_of = gather(store, planned)
     rec = reconcile(planned, case_of, reason_of)
     stats = store.stats()
 

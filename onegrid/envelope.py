@@ -84,6 +84,10 @@ class Envelope:
                 raise EnvelopeError("invalid_attribute", f"{where}{name} must be a string, got {type(value).__name__}")
             if value is not None and len(value) > 256:
                 raise EnvelopeError("invalid_attribute", f"{where}{name} is longer than 256 characters")
+            try:
+                (value or "").encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: text no UTF-8 consumer could read
+                raise EnvelopeError("invalid_attribute", f"{where}{name} is not valid UTF-8 text") from None
         if attrs["specversion"] != SPECVERSION:
             raise EnvelopeError("invalid_attribute", f"{where}specversion must be {SPECVERSION!r}, got {attrs['specversion']!r}")
         if attrs.get("time") is not None:

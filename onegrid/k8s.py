@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 import yaml
 
+from onegrid.provisioning import DELIVERY_LIMIT
 from onegrid.tenant import Tenant
 
 PORT = 8000
@@ -341,7 +342,7 @@ def topology_resources(tenant: Tenant, bus: BusRef = BUS, shapes: list[ServiceSh
 
 def policies(tenant: Tenant, bus: BusRef = BUS) -> list[dict]:
     """One policy applies to a queue (the highest priority): poison messages on a consumed
-    queue go to its dead-letter queue after 50 deliveries; dead-letter and work queues are
+    queue go to its dead-letter queue after DELIVERY_LIMIT deliveries; dead-letter and work queues are
     bounded and refuse publishes when full, so a failure is seen (nack), never a silent drop."""
     from onegrid.adapters import topology
     api, ref = "rabbitmq.com/v1beta1", bus.reference()
@@ -350,7 +351,7 @@ def policies(tenant: Tenant, bus: BusRef = BUS) -> list[dict]:
         docs.append({"apiVersion": api, "kind": "Policy", "metadata": _meta(k8s_name("consumed", name), "bus", tenant),
                      "spec": {"name": f"onegrid-consumed-{name}", "vhost": tenant.id,
                               "pattern": "^" + _exact(name) + "$", "applyTo": "queues", "priority": 10,
-                              "definition": {"delivery-limit": 50, "dead-letter-exchange": "",
+                              "definition": {"delivery-limit": DELIVERY_LIMIT, "dead-letter-exchange": "",
                                              "dead-letter-routing-key": topology.dead_letter_queue(name).name},
                               "rabbitmqClusterReference": ref}})
     docs.append({"apiVersion": api, "kind": "Policy", "metadata": _meta("dead-letters", "bus", tenant),

@@ -28,7 +28,7 @@ from onegrid.adapters.bus import Bus, amqp_uri
 from onegrid.adapters.management import Management
 from onegrid.adapters.store import Store
 from onegrid.contracts import Registry, load, load_strict
-from onegrid.tenant import Tenant, parse_tenant
+from onegrid.tenant import TENANT_ID, Tenant, parse_tenant
 
 
 # headers of onegrid.adapters.reliable (not imported: it loads nameko and eventlet)
@@ -92,7 +92,13 @@ def store(tenant_id: str) -> Store:
 
 
 def admin_redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url())
+    """Redis as the operator (REDIS_URL): its admin user, which manages the tenants' users."""
+    r = redis.Redis.from_url(settings.redis_url())
+    try:
+        redis_acl.supported(r)
+    except redis_acl.NotAdmin as exc:
+        raise OpsError(str(exc)) from None
+    return r
 
 
 @dataclass
@@ -306,10 +312,12 @@ def write_k8s_secrets(tenant_id: str, credentials: list[Credential], directory: 
     return written
 
 
-def rotate(t: Tenant, who: str, services_amqp: str | None = None, services_redis: str | None = None) -> list[Credential]:
+def rotate(t: Tenant, who: str, services_amqp: str | None = None, services_redis: str | None = None,
+           token_only: bool = False) -> list[Credential]:
     """New credentials for a department (broker password and HTTP token; its connections are
     closed, so the old password stops working at once), a service (`svc.<name>`) or the
-    tenant's Redis user (`redis`). A revoked department is reinstated."""
+    tenant's Redis user (`redis`). A revoked department is reinstated. `token_only`: a
+    department's new HTTP token alone (where the broker users are another's to manage)."""
     mgmt, r = Management(settings.management_url()), admin_redis()
     where = Where(services_amqp or settings.amqp_base(), services_redis or settings.redis_url())
     if who == "redis":
@@ -333,6 +341,8 @@ def rotate(t: Tenant, who: str, services_amqp: str | None = None, services_redis
     if who not in t.departments:
         raise OpsError(f"{who!r} is not a department of {t.id} (nor svc.<service> or redis)")
     user = prov.department_user(t.id, who)
+    if token_only:
+        return [Credential(user, "department", who, {"http-token": Tokens(r, t.id).issue(who)})]
     if mgmt.get_user(user) is None:
         raise OpsError(f"no user {user}; run `onegrid tenant onboard` first")
     password = new_password()
@@ -415,6 +425,8 @@ def offboard(tenant_id: str, delete_data: bool, force: bool = False) -> dict:
     its Redis user and credentials; with `delete_data` also its cases, work orders, timelines
     and quarantine (every og:{tenant}:* key). Refuses while queues still hold messages,
     unless `force`."""
+    if not TENANT_ID.match(tenant_id or ""):  # it becomes a key pattern: never a wildcard
+        raise OpsError(f"{tenant_id!r} is not a tenant id")
     mgmt, r = Management(settings.management_url()), admin_redis()
     backlog = {q["name"]: q.get("messages", 0) for q in mgmt.queues(tenant_id) if q.get("messages", 0)}
     if backlog and not force:

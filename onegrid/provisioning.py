@@ -93,7 +93,7 @@ def redis_rules(tenant_id: str) -> list[str]:
 
 
 WORK_QUEUE_MAX = 1_000_000   # as deploy/k8s (onegrid/k8s.py policies) bounds them
-DELIVERY_LIMIT = 50          # a message that kills its consumer this often goes to the dead letters
+DELIVERY_LIMIT = 10  # redeliveries come only from crashes and unreadable frames (handler errors are retried apart)
 
 
 def policies(tenant) -> dict[str, dict]:

@@ -167,3 +167,42 @@ def _glob(prefix: str) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Unauthorized(Exception):
+    """No acceptable credential: `error` is a bounded code, the message says what to send."""
+
+    def __init__(self, error: str, detail: str):
+        super().__init__(detail)
+        self.error, self.detail = error, detail
+        challenge = 'Bearer realm="onegrid"'
+        self.headers = {"WWW-Authenticate": f'{challenge}, error="invalid_token"' if error == "invalid_token"
+                        else challenge}
+
+
+def authenticate(tokens: "Tokens", header: str | None, trust_unauthenticated: bool, what: str) -> str | None:
+    """The department of a request's bearer token; None when there is none and the tenant
+    trusts unauthenticated HTTP (demo tenants); else Unauthorized naming what is missing."""
+    token, problem = bearer(header)
+    if token is not None:
+        verdict = tokens.verify(token)
+        if verdict.department is not None:
+            return verdict.department
+        problem = verdict.problem
+    if problem is not None:
+        raise Unauthorized("invalid_token", problem)
+    if not trust_unauthenticated:
+        raise Unauthorized("unauthenticated", f"{what} needs the department's token: "
+                                              "Authorization: Bearer <token> (from onboarding)")
+    return None
+
+
+class Forbidden(Exception):
+    """Authenticated, but as someone who may not do this (another department's queue)."""
+
+
+def speak_as(authenticated: str | None, department: str) -> None:
+    """A department acts only as itself; None (a trusted demo tenant) may act as any."""
+    if authenticated is not None and authenticated != department:
+        raise Forbidden(f"the token is {authenticated}'s; it cannot act for {department}")
+

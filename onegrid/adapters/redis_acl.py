@@ -6,10 +6,20 @@ import secrets
 import redis
 
 
+class NotAdmin(RuntimeError):
+    """The Redis user of REDIS_URL may not manage ACL users (a tenant's user, not the admin)."""
+
+
 def supported(client: redis.Redis) -> bool:
+    """Whether Redis has ACLs (>= 6); raises NotAdmin when it has them but this user may not
+    manage them."""
     try:
-        client.execute_command("ACL", "WHOAMI")
+        user = client.execute_command("ACL", "WHOAMI")
+        client.execute_command("ACL", "GETUSER", user)
         return True
+    except redis.exceptions.NoPermissionError as exc:
+        raise NotAdmin("the Redis user of REDIS_URL may not manage ACL users: operator commands need Redis's "
+                       "admin (e.g. default) user, not a tenant's") from exc
     except redis.ResponseError:
         return False
 

@@ -18,7 +18,7 @@ from functools import partial
 
 from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
-from nameko.messaging import Consumer, QueueConsumer
+from nameko.messaging import Consumer, QueueConsumer, QueueConsumerStopped
 
 from onegrid import metrics
 from onegrid.adapters import topology
@@ -47,12 +47,49 @@ def raw_body(message) -> bytes:
     content_encoding it knows (utf-8, latin-1, ...); encoding it back restores the bytes."""
     body = message.body
     if isinstance(body, str):
-        return body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+        try:
+            return body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+        except (LookupError, UnicodeError):  # an encoding name Python does not know ("binary")
+            return body.encode("utf-8", errors="surrogatepass")
     return bytes(body or b"")
 
 
+def clean_headers(headers: dict) -> dict:
+    """Header names as text (py-amqp hands over a name that is not UTF-8 as bytes), so the
+    headers can be sorted, stored and compared; values are left as they came."""
+    return {(k.decode("utf-8", "backslashreplace") if isinstance(k, bytes) else str(k)): v
+            for k, v in (headers or {}).items()}
+
+
 class RawQueueConsumer(QueueConsumer):
-    """nameko's QueueConsumer, but messages reach providers undecoded (on_message)."""
+    """nameko's QueueConsumer, but messages reach providers undecoded (on_message), and a
+    frame the AMQP client cannot read (a property that is not UTF-8, headers nested thousands
+    deep) costs a reconnect, not the service: the message comes back unacked and the broker's
+    delivery-limit policy dead-letters it after a few tries (onegrid tenant onboard sets it)."""
+
+    careful_until = 0.0  # after an unreadable frame: one message at a time, so only it is redelivered
+
+    @property
+    def prefetch_count(self):
+        return 1 if time.monotonic() < self.careful_until else self.container.max_workers
+
+    def run(self, _tokens=1, **kwargs):
+        while not self.should_stop:
+            try:
+                return super().run(_tokens, **kwargs)
+            except QueueConsumerStopped:
+                raise
+            except Exception:  # noqa: BLE001 - anything else is one unreadable message
+                log.exception("could not read a message from the broker; reconnecting one message at a time")
+                self.careful_until = time.monotonic() + 30
+                time.sleep(0.1)
+
+    def on_iteration(self):
+        super().on_iteration()
+        if self.careful_until and time.monotonic() >= self.careful_until:  # back to full prefetch
+            self.careful_until = 0.0
+            for consumer in self._consumers.values():
+                consumer.qos(prefetch_count=self.prefetch_count)
 
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
@@ -100,7 +137,7 @@ class ReliableConsumer(Consumer):
             self.queue_consumer.requeue_message(message)
 
     def _inbound(self, message) -> Inbound:
-        headers = dict(message.headers or {})
+        headers = clean_headers(message.headers)
         routing_key, user_id = message.delivery_info.get("routing_key"), message.properties.get("user_id")
         if routing_key == self.queue_name:
             # back from a retry tier or a replay (the default exchange, which only OneGrid's

@@ -217,7 +217,7 @@ class Store:
     def quarantine(self, body: bytes, headers: dict, content_type: str | None, routing_key: str | None,
                    transport: str, reason: str, detail: str, department: str) -> tuple[bool, str]:
         """Keep the original bytes and the reason; the same bytes twice are one entry."""
-        headers_json = json.dumps(headers, sort_keys=True, default=str, ensure_ascii=False)
+        headers_json = json.dumps(headers, sort_keys=True, default=str)  # ASCII: any header text survives
         fingerprint = hashlib.sha256(b"|".join([(routing_key or "").encode(), headers_json.encode(), body]))
         fields = {"reason": reason, "detail": detail, "department": department, "routing_key": routing_key or "",
                   "content_type": content_type or "", "transport": transport, "headers": headers_json,

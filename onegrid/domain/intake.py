@@ -70,6 +70,12 @@ class RawEvent:
     transport: str = "amqp"
 
 
+def identity(department: str, source: str, event_id: str) -> str:
+    """`department|source|id`, with `|` and `\\` escaped so two identities never share a key
+    (source '/s|x' with id 'y' is not source '/s' with id 'x|y')."""
+    return "|".join(x.replace("\\", "\\\\").replace("|", "\\|") for x in (department, source, event_id))
+
+
 @dataclass(frozen=True)
 class Rejected:
     reason: str
@@ -89,7 +95,7 @@ class Accepted:
     @property
     def dedup_key(self) -> str:
         """CloudEvents identity is source + id; scoped by department, which speaks only as itself."""
-        return f"{self.envelope.department}|{self.envelope.source}|{self.envelope.id}"
+        return identity(self.envelope.department, self.envelope.source, self.envelope.id)
 
     @property
     def digest(self) -> str:
@@ -117,6 +123,10 @@ def admit(raw: RawEvent, tenant: Tenant, registry: Registry, authenticated: str 
         doc = json.loads(text, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         return Rejected("malformed_json", f"body is not JSON: {exc}", who)
+    surrogate = _lone_surrogate(doc)
+    if surrogate is not None:
+        return Rejected("malformed_json", f"body is not JSON: a string escapes {surrogate}, a lone UTF-16 surrogate "
+                                          f"that is not a character", who)
     try:
         if (raw.content_type or "").startswith(ce.STRUCTURED):
             if not isinstance(doc, dict):
@@ -167,6 +177,27 @@ def _check(raw, env, key, version, data, tenant: Tenant, registry: Registry) -> 
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(doc) -> str | None:
+    """The first lone surrogate a JSON string (or key) escapes, e.g. `\\ud800`: json.loads takes
+    it, but no UTF-8 text can hold it (storing or answering with it would raise)."""
+    stack = [doc]
+    while stack:  # iterative: the document may nest as deep as the parser allowed
+        value = stack.pop()
+        if isinstance(value, str):
+            found = _SURROGATE.search(value)
+            if found:
+                return f"\\u{ord(found.group()):04x}"
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
 
 
 def _flatten(messages, path="") -> str:

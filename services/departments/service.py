@@ -2,7 +2,10 @@
 
 List its work orders, accept one ("report for duty"), return one as not its business
 (routing re-routes it), ask for more time, resolve one with a note and evidence. A department
-acts only on its own work orders; every action is a line in the case's append-only timeline.
+acts only on its own work orders, and over HTTP only with its own token (a tenant whose
+manifest trusts unauthenticated HTTP — the demo counties — accepts none); every action is a
+line in the case's append-only timeline. RPC is for OneGrid's own services and operators:
+department broker users have no permission on the RPC exchange.
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from nameko.web.handlers import http
 
 from onegrid import metrics
 from onegrid.adapters.announce import announce
+from onegrid.adapters.auth import authenticate, speak_as
+from onegrid.adapters.gate import Gate
 from onegrid.adapters.httpjson import body_of, respond
 from onegrid.adapters.providers import CaseworkProvider, Observable, RedisStore, TenantBus, TenantContext
 from onegrid.domain.lifecycle import DEPARTMENT_ACTIONS, TransitionRefused
@@ -38,6 +43,7 @@ class DepartmentsService(Observable):
     store = RedisStore()
     work = CaseworkProvider()
     bus = TenantBus()
+    gate = Gate()
 
     # -- RPC -----------------------------------------------------------------------------
     @rpc
@@ -75,8 +81,11 @@ class DepartmentsService(Observable):
     # -- HTTP ----------------------------------------------------------------------------
     @http("GET", "/departments/<string:department>/work-orders")
     def http_list(self, request, department):
-        args = request.args
-        return respond(lambda: self.list_work_orders(department, int(args.get("offset", 0)), int(args.get("limit", 50))))
+        def run():
+            self._as(request, department)
+            args = request.args
+            return self.list_work_orders(department, int(args.get("offset", 0)), int(args.get("limit", 50)))
+        return respond(run)
 
     @http("GET", "/cases/<string:case_id>")
     def http_case(self, request, case_id):
@@ -85,12 +94,19 @@ class DepartmentsService(Observable):
     @http("POST", "/departments/<string:department>/work-orders/<string:work_order_id>/<string:action>")
     def http_act(self, request, department, work_order_id, action):
         def run():
+            self._as(request, department)
             if action not in HTTP_ACTIONS:
                 raise LookupError(f"unknown action {action!r}; one of {', '.join(HTTP_ACTIONS)}")
             return self._act(department, work_order_id, HTTP_ACTIONS[action], body_of(request))
         return respond(run)
 
     # -- shared --------------------------------------------------------------------------
+    def _as(self, request, department: str) -> None:
+        """Over HTTP a department speaks with its token, and only as itself."""
+        who = authenticate(self.gate.tokens, request.headers.get("Authorization"),
+                           self.ctx.tenant.trust_unauthenticated_http, "a department's work-order API")
+        speak_as(who, department)
+
     def _known(self, department: str) -> None:
         if department not in self.ctx.tenant.departments:
             raise UnknownDepartment(f"department {department!r} is not enabled for {self.ctx.tenant.id}")

@@ -1,12 +1,11 @@
 """End to end on the real bus: a few hundred events from many departments, some bad, each
 ends as exactly one case in the right department's queue, or in quarantine with its reason.
 Publishing them all again (a redelivery storm) changes nothing."""
-import json
 from collections import Counter
 
 import pytest
 
-from onegrid.domain.cases import case_id
+from onegrid.accounting import gather
 from onegrid.reconcile import reconcile
 from onegrid.simulator import BAD_KINDS
 from tests.support import queue_depth, wait_until
@@ -16,16 +15,7 @@ EVENTS = 400
 
 
 def _gather(county, planned):
-    case_of = {}
-    for p in planned:
-        if p.expect in ("case", "merged"):
-            case = county.store.case(case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}"))
-            if case:
-                case_of[p.event_id] = case
-    reason_of = {}
-    for entry in county.store.quarantined(count=100_000):
-        reason_of.setdefault(json.loads(entry["headers"]).get("ce-id"), []).append(entry["reason"])
-    return case_of, reason_of
+    return gather(county.store, planned)
 
 
 def test_every_event_is_accounted_for_exactly_once(county):

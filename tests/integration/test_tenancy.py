@@ -263,10 +263,18 @@ def test_a_legitimate_event_becomes_a_case_and_a_work_order_its_department_reads
     assert {w["department"] for w in orders} == {MR}
     got = wait_until(lambda: _drain_as(a, MR), what="work orders on the department's queue")
     assert {m["case_id"] for m in got} >= {a.case_of(h)["id"] for h in published}
-    # the departments service, as its own user, announces the department's action
+    # the departments service, as its own user, takes the department's action over HTTP: only
+    # with the department's own token
     wo = orders[0]
-    resp = requests.post(f"{a.url('departments')}/departments/{MR}/work-orders/{wo['id']}/accept",
-                         json={"actor": "li"}, timeout=10)
+    url = f"{a.url('departments')}/departments/{MR}/work-orders/{wo['id']}/accept"
+    resp = requests.post(url, json={"actor": "li"}, timeout=10)
+    assert resp.status_code == 401 and resp.json()["error"] == "unauthenticated"
+    resp = requests.post(url, json={"actor": "li"}, headers={"Authorization": f"Bearer {a.token(HEALTH)}"}, timeout=10)
+    assert resp.status_code == 403 and f"cannot act for {MR}" in resp.json()["error"]
+    listing = requests.get(f"{a.url('departments')}/departments/{MR}/work-orders", timeout=10,
+                           headers={"Authorization": f"Bearer {a.token(HEALTH)}"})
+    assert listing.status_code == 403
+    resp = requests.post(url, json={"actor": "li"}, headers={"Authorization": f"Bearer {a.token(MR)}"}, timeout=10)
     assert resp.status_code == 200, resp.text
 
 
@@ -393,6 +401,14 @@ def test_rate_limit_answers_429_with_retry_after(counties):
     assert too_many.status_code == 413 and too_many.json()["error"] == "batch_too_large"
     huge = _post(a, key, headers, b"x" * 150_000, a.token(WATER))
     assert huge.status_code == 413 and huge.json()["error"] == "request_too_large"
+
+
+def test_intake_serves_the_countys_asyncapi_document(counties):
+    a, _ = counties
+    doc = yaml.safe_load(requests.get(f"{a.url()}/asyncapi.yaml", timeout=10).text)
+    assert doc["asyncapi"] == "3.0.0" and doc["servers"]["rabbitmq"]["pathname"] == f"/{a.id}"
+    assert set(doc["channels"][FOOD]["messages"]) == {"v1", "v2"}
+    assert requests.get(f"{a.url()}/asyncapi.json", timeout=10).json()["info"] == doc["info"]
 
 
 # -- Redis -------------------------------------------------------------------------------------------

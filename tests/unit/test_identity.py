@@ -288,3 +288,29 @@ def test_replay_headers_are_the_consumers():
     from onegrid import ops
     reliable = pytest.importorskip("onegrid.adapters.reliable")
     assert (ops.ATTEMPT, ops.ROUTING_KEY, ops.USER_ID) == (reliable.ATTEMPT, reliable.ROUTING_KEY, reliable.USER_ID)
+
+
+def test_k8s_secret_files_are_private_and_a_new_token_keeps_the_password(tmp_path):
+    import stat
+    import yaml
+    from onegrid import ops
+    first = ops.Credential("t-one.water", "department", "water", {"username": "t-one.water", "password": "p1",
+                                                                   "vhost": "t-one", "http-token": "ogt_1"})
+    [path] = ops.write_k8s_secrets("t-one", [first], tmp_path / "s")
+    assert path.name == "bus-user-dept-water.yaml" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o700
+    ops.write_k8s_secrets("t-one", [ops.Credential("t-one.water", "department", "water", {"http-token": "ogt_2"})],
+                          tmp_path / "s")
+    doc = yaml.safe_load(path.read_text())
+    assert doc["metadata"]["namespace"] == "onegrid-t-one" and doc["kind"] == "Secret"
+    assert doc["stringData"] == {"username": "t-one.water", "password": "p1", "vhost": "t-one", "http-token": "ogt_2"}
+
+
+def test_service_credentials_name_where_the_services_reach_the_bus():
+    from onegrid import ops
+    t = registry().tenants[QINLING]
+    where = ops.Where("amqp://guest:guest@onegrid-bus.onegrid-system.svc:5672/", "redis://onegrid-redis:6379/0")
+    cred = ops.service_credential(t, "intake", "s3cr/t", where)
+    assert cred.values["uri"] == ("amqp://zhongyuan-qinling.svc.intake:s3cr%2Ft@onegrid-bus.onegrid-system.svc:5672/"
+                                  "zhongyuan-qinling")
+    assert ops.redis_credential(t.id, "pw", where).values["url"] == "redis://zhongyuan-qinling:pw@onegrid-redis:6379/0"
