@@ -133,7 +133,9 @@ def main() -> int:
     rates = [float(r) for r in os.environ.get("BENCH_RATES", "200,400,600").split(",")]
     tenant_id = f"bench-{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as tmp:
-        contracts = ops.clone_tenant(ROOT / "contracts", "zhongyuan-qinling", tenant_id, Path(tmp) / "contracts")
+        # no duplicate merging: every benchmark event must reach a department's queue
+        contracts = ops.clone_tenant(ROOT / "contracts", "zhongyuan-qinling", tenant_id, Path(tmp) / "contracts",
+                                     {"lifecycle": {"duplicates": {"window": "1s", "distance_m": 0}}})
         registry = load_strict(contracts)
         tenant = registry.tenants[tenant_id]
         ops.onboard(tenant, reset=True)

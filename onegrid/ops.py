@@ -72,13 +72,15 @@ def manifest(ref: str, contracts_dir: str | None = None) -> tuple[Tenant, Regist
     return found, registry
 
 
-def clone_tenant(contracts_dir: str | Path, base: str, new_id: str, dest: str | Path) -> Path:
-    """A copy of the contracts tree at `dest` with tenant `new_id` cloned from `base`: a
-    private county for a test or a benchmark, so they never touch a real tenant's bus."""
+def clone_tenant(contracts_dir: str | Path, base: str, new_id: str, dest: str | Path,
+                 sections: dict | None = None) -> Path:
+    """A copy of the contracts tree at `dest` with tenant `new_id` cloned from `base` (and the
+    manifest's top-level `sections` replaced): a private county for a test or a benchmark,
+    so they never touch a real tenant's bus."""
     root = Path(dest)
     shutil.copytree(contracts_dir, root, dirs_exist_ok=True)
     manifest = yaml.safe_load((root / "tenants" / f"{base}.yaml").read_text(encoding="utf-8"))
-    manifest["tenant"] = new_id
+    manifest.update(sections or {}, tenant=new_id)
     (root / "tenants" / f"{new_id}.yaml").write_text(yaml.safe_dump(manifest, allow_unicode=True), encoding="utf-8")
     return root
 

@@ -68,12 +68,12 @@ def contracts_root() -> Path:
     return ROOT / "contracts"
 
 
-def make_tenant_contracts(tmp: Path, base: str = "zhongyuan-qinling") -> tuple[Path, str]:
+def make_tenant_contracts(tmp: Path, base: str = "zhongyuan-qinling", sections: dict | None = None) -> tuple[Path, str]:
     """A private copy of contracts/ with a uniquely named tenant cloned from a demo tenant,
     so each test module owns a vhost and a Redis key space no other test touches."""
     from onegrid.ops import clone_tenant
     tenant_id = f"test-{uuid.uuid4().hex[:10]}"
-    return clone_tenant(ROOT / "contracts", base, tenant_id, tmp / "contracts"), tenant_id
+    return clone_tenant(ROOT / "contracts", base, tenant_id, tmp / "contracts", sections), tenant_id
 
 
 class County:
@@ -83,12 +83,8 @@ class County:
                  manifest: dict | None = None):
         from onegrid import ops
         from onegrid.runner import ServiceSet
-        self.contracts, self.id = make_tenant_contracts(tmp)
-        if manifest:  # top-level sections of the tenant manifest to set, e.g. {"lifecycle": {...}}
-            import yaml
-            path = self.contracts / "tenants" / f"{self.id}.yaml"
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            path.write_text(yaml.safe_dump({**doc, **manifest}, allow_unicode=True), encoding="utf-8")
+        # manifest: top-level sections of the tenant manifest to set, e.g. {"lifecycle": {...}}
+        self.contracts, self.id = make_tenant_contracts(tmp, sections=manifest)
         os.environ["CONTRACTS_DIR"] = str(self.contracts)
         self.tenant = ops.tenant(self.id, str(self.contracts))
         self.uri = ops.uri(self.id)
