@@ -10,6 +10,7 @@ Prints the reconciliation and exits non-zero on any discrepancy.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -21,10 +22,10 @@ from pathlib import Path
 
 import redis
 
-from onegrid import ops, settings
+from onegrid import ops
 from onegrid.accounting import gather
 from onegrid.actors import Actors
-from onegrid.adapters.management import Management
+from onegrid.notify_receiver import WebhookReceiver
 from onegrid.contracts import load_strict
 from onegrid.reconcile import reconcile
 from onegrid.runner import ServiceSet
@@ -104,9 +105,12 @@ def main() -> int:
         tenant = registry.tenants[tenant_id]
         ops.onboard(tenant, reset=True)
         uri = ops.uri(tenant_id)
+        secret = secrets.token_hex(16)
+        receiver = WebhookReceiver(secret.encode()).start()
         services = ServiceSet(tenant_id, uri, log_dir=ROOT / "run",
                               env={"CONTRACTS_DIR": str(contracts), "ONEGRID_TIME_SCALE": "3600",
-                                   "REDIS_URL": os.environ["REDIS_URL"]})
+                                   "REDIS_URL": os.environ["REDIS_URL"], "ONEGRID_WEBHOOK_SECRET": secret,
+                                   "NOTIFY_WEBHOOK_URL": receiver.url})
         log: list = []
         try:
             services.start()
@@ -125,7 +129,8 @@ def main() -> int:
             return report(planned, sent, store, log)
         finally:
             services.stop()
-            Management(settings.management_url()).delete_vhost(tenant_id)
+            receiver.close()
+            ops.offboard(tenant_id, delete_data=True, force=True)  # its users, vhost and keys
             private.stop()
 
 

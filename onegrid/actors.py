@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from amqp.exceptions import AMQPError
 from kombu import Connection
+from kombu.exceptions import KombuError
 
 from onegrid.adapters import topology
 
@@ -71,7 +72,7 @@ class Actors:
         while not self.stop.is_set():  # a department system reconnects when the broker drops it
             try:
                 self._consume()
-            except (OSError, AMQPError) as exc:
+            except (OSError, AMQPError, KombuError) as exc:
                 self.done[f"reconnect:{type(exc).__name__}"] += 1
                 self.stop.wait(1.0)
 

@@ -29,6 +29,9 @@ QINLING_MIX = {"illegal_production": 36, "illegal_business": 220, "illegal_const
                "work_safety": 209, "petition_stability": 145, "grassroots_organisation": 1, "other": 4}
 SEVERITY_MIX = (40, 35, 20, 5)  # minor, general, major, critical
 GENERAL_REPORTERS = ("governance.grid_report_submitted", "governance.hotline_order_received")
+# a department system rides out a broker restart: reconnect and publish again (a resend the
+# broker had already taken is a duplicate intake recognises by the event's identity)
+RETRY = {"max_retries": 60, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2}
 BAD_KINDS = ("malformed_json", "schema_violation", "unknown_event_type", "unknown_version", "unknown_department",
              "payload_too_large", "unknown_grid", "missing_attribute", "unknown_tenant", "invalid_encoding")
 
@@ -188,7 +191,7 @@ class Simulator:
                     at = time.time()
                     producer.publish(p.body, exchange=topology.INTAKE.name, routing_key=p.routing_key,
                                      headers=p.headers, content_type=p.content_type, content_encoding="binary",
-                                     delivery_mode=2, mandatory=True, retry=True)
+                                     delivery_mode=2, mandatory=True, retry=True, retry_policy=RETRY)
                     with lock:
                         sent.published_at[p.event_id] = at
                         sent.total += 1

@@ -16,6 +16,7 @@ import traceback
 from dataclasses import dataclass
 from functools import partial
 
+from amqp.exceptions import AMQPError
 from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer, QueueConsumerStopped
@@ -134,7 +135,7 @@ class ReliableConsumer(Consumer):
             self.container.spawn_worker(self, (inbound,), {}, context_data={},
                                         handle_result=partial(self.handle_result, message, started))
         except ContainerBeingKilled:
-            self.queue_consumer.requeue_message(message)
+            self._settle(message, ack=False)
 
     def _inbound(self, message) -> Inbound:
         headers = clean_headers(message.headers)
@@ -151,16 +152,26 @@ class ReliableConsumer(Consumer):
         metrics.HANDLER_SECONDS.labels(self.container.service_name, self.method_name, outcome).observe(
             time.perf_counter() - started)
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            self._settle(message, ack=True)
             return result, exc_info
         try:
             self._park(message, exc_info)
         except Exception:  # the broker did not take it: keep the original, it will come back
             log.exception("could not retry or dead-letter a message of %s; requeueing it", self.queue_name)
-            self.queue_consumer.requeue_message(message)
+            self._settle(message, ack=False)
         else:
-            self.queue_consumer.ack_message(message)
+            self._settle(message, ack=True)
         return result, exc_info
+
+    def _settle(self, message, ack: bool) -> None:
+        """Ack or requeue; if the connection died meanwhile the broker takes the message back
+        by itself and delivers it again (handlers are idempotent), so that is not an error
+        that may stop the service — nameko's own calls only expect amqp's ConnectionError."""
+        try:
+            (self.queue_consumer.ack_message if ack else self.queue_consumer.requeue_message)(message)
+        except (OSError, AMQPError) as exc:
+            log.warning("could not %s a message on %s (%s); the broker will deliver it again",
+                        "ack" if ack else "requeue", self.queue_name, exc)
 
     def _park(self, message, exc_info) -> None:
         headers = dict(message.headers or {})
