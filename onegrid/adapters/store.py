@@ -84,6 +84,7 @@ return {1, id}
 # Fields stored as JSON (numbers, flags, lists, maps); every other field is a plain string.
 JSON_FIELDS = {"data", "reporter", "rule", "version", "location", "linked", "evidence_urls", "at", "occurred", "on_time",
                "satisfied", "overdue", "overdue_ack", "overdue_resolve"}
+RECENT_PER_CATEGORY = 20_000  # duplicate candidates kept per category (the newest by occurrence)
 JSON_SUFFIXES = ("_epoch", "_fired", "_due", "_span", "_s", "_count")
 
 
@@ -173,7 +174,9 @@ class Store:
     def recent(self, category: str, since: float, until: float) -> list[dict]:
         """Cases of a category that occurred in [since, until]: candidates for duplicates."""
         ids = [i.decode() for i in self.r.zrangebyscore(self.key("recent", category), since, until)]
-        self.r.zremrangebyscore(self.key("recent", category), "-inf", since - 86400)  # keep the index short
+        # keep the index bounded by count, not by time: events are not processed in the order
+        # they happened (a retry after an outage), and an early one must still find its twin
+        self.r.zremrangebyrank(self.key("recent", category), 0, -RECENT_PER_CATEGORY - 1)
         return [c for c in (self.case(i) for i in ids) if c]
 
     def work_order(self, wo_id: str) -> dict | None:
