@@ -18,10 +18,12 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import redis
 
+from bench.run import write_figures
 from onegrid import ops
 from onegrid.accounting import gather
 from onegrid.actors import Actors
@@ -34,6 +36,7 @@ from onegrid.ui import console, table
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = int(os.environ.get("CHAOS_EVENTS", "10000"))
+CHAOS_BEGIN, CHAOS_END = "<!-- chaos: written by make chaos -->", "<!-- end of chaos -->"
 RATE = float(os.environ.get("CHAOS_RATE", "150"))
 
 
@@ -156,12 +159,21 @@ def report(planned, sent, store, log) -> int:
         problems.append(f"{stats.get('cases', 0)} cases in the store for {len(case_of)} events that made one")
     if twice:
         problems.append(f"{twice} deadline firings recorded twice")
+    rows = [[len(planned), stats.get("cases", 0), stats.get("merged", 0), stats.get("quarantined", 0),
+             f"{rec.cases_found + sum(rec.quarantine_found.values())}/{len(planned)}",
+             sum(n - 1 for n in ids.values() if n > 1), twice, stats.get("supervisions", 0), len(problems)]]
+    cols = ["published", "cases", "merged", "quarantined", "accounted for", "cases twice", "timers fired twice",
+            "supervisions", "discrepancies"]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
+        f"Last `make chaos`: {when}, commit {commit or 'uncommitted'}, {EVENTS} events at {RATE:.0f}/s.", "",
+        "| fault | took |", "|---|---|", *[f"| {a} | {b} |" for a, b in log], "",
+        "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+        *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]]), CHAOS_BEGIN, CHAOS_END)
     console.print(table("Faults", ["fault", "took"], log))
-    console.print(table("Reconciliation", ["published", "cases", "merged", "quarantined", "accounted for",
-                                           "cases twice", "timers fired twice", "supervisions"],
-                        [[len(planned), stats.get("cases", 0), stats.get("merged", 0), stats.get("quarantined", 0),
-                          f"{rec.cases_found + sum(rec.quarantine_found.values())}/{len(planned)}",
-                          sum(n - 1 for n in ids.values() if n > 1), twice, stats.get("supervisions", 0)]]))
+    console.print(table("Reconciliation", cols, rows))
     if problems:
         console.print(f"[red]{len(problems)} discrepancies[/]")
         for p in problems[:30]:

@@ -215,11 +215,11 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
 BEGIN, END = "<!-- figures: written by make bench -->", "<!-- end of figures -->"
 
 
-def write_figures(path: Path, figures: str) -> None:
+def write_figures(path: Path, figures: str, begin: str = BEGIN, end: str = END) -> None:
     """Replace the figures between the markers, keeping the hand-written analysis around them."""
-    text = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text = f"{text.rstrip()}\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1] if END in rest else ""
-    path.write_text(f"{head}{BEGIN}\n{figures.strip()}\n{END}{tail}", encoding="utf-8")
+    text = path.read_text(encoding="utf-8") if path.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text = f"{text.rstrip()}\n\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1] if end in rest else ""
+    path.write_text(f"{head}{begin}\n{figures.strip()}\n{end}{tail}", encoding="utf-8")
