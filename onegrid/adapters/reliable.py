@@ -20,6 +20,7 @@ from amqp.exceptions import AMQPError
 from kombu import Connection
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer, QueueConsumerStopped
+from nameko.rpc import Rpc, RpcConsumer
 
 from onegrid import metrics
 from onegrid.adapters import topology
@@ -62,7 +63,38 @@ def clean_headers(headers: dict) -> dict:
             for k, v in (headers or {}).items()}
 
 
-class RawQueueConsumer(QueueConsumer):
+class SafeQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer, but an ack or requeue on a connection that died meanwhile is
+    logged, not raised: nameko only expects amqp's ConnectionError there, and the socket's own
+    errors (broken pipe, reset) would stop the whole service. The broker takes such a message
+    back by itself and delivers it again; handlers are idempotent."""
+
+    def ack_message(self, message):
+        self._settle(super().ack_message, message, "ack")
+
+    def requeue_message(self, message):
+        self._settle(super().requeue_message, message, "requeue")
+
+    @staticmethod
+    def _settle(settle, message, what: str) -> None:
+        try:
+            settle(message)
+        except (OSError, AMQPError) as exc:
+            log.warning("could not %s a message (%s); the broker will deliver it again", what, exc)
+
+
+class SafeRpcConsumer(RpcConsumer):
+    queue_consumer = SafeQueueConsumer()
+
+
+class SafeRpc(Rpc):
+    rpc_consumer = SafeRpcConsumer()
+
+
+rpc = SafeRpc.decorator  # nameko's @rpc, surviving a broker restart
+
+
+class RawQueueConsumer(SafeQueueConsumer):
     """nameko's QueueConsumer, but messages reach providers undecoded (on_message), and a
     frame the AMQP client cannot read (a property that is not UTF-8, headers nested thousands
     deep) costs a reconnect, not the service: the message comes back unacked and the broker's
@@ -135,7 +167,7 @@ class ReliableConsumer(Consumer):
             self.container.spawn_worker(self, (inbound,), {}, context_data={},
                                         handle_result=partial(self.handle_result, message, started))
         except ContainerBeingKilled:
-            self._settle(message, ack=False)
+            self.queue_consumer.requeue_message(message)
 
     def _inbound(self, message) -> Inbound:
         headers = clean_headers(message.headers)
@@ -152,26 +184,16 @@ class ReliableConsumer(Consumer):
         metrics.HANDLER_SECONDS.labels(self.container.service_name, self.method_name, outcome).observe(
             time.perf_counter() - started)
         if exc_info is None:
-            self._settle(message, ack=True)
+            self.queue_consumer.ack_message(message)
             return result, exc_info
         try:
             self._park(message, exc_info)
         except Exception:  # the broker did not take it: keep the original, it will come back
             log.exception("could not retry or dead-letter a message of %s; requeueing it", self.queue_name)
-            self._settle(message, ack=False)
+            self.queue_consumer.requeue_message(message)
         else:
-            self._settle(message, ack=True)
+            self.queue_consumer.ack_message(message)
         return result, exc_info
-
-    def _settle(self, message, ack: bool) -> None:
-        """Ack or requeue; if the connection died meanwhile the broker takes the message back
-        by itself and delivers it again (handlers are idempotent), so that is not an error
-        that may stop the service — nameko's own calls only expect amqp's ConnectionError."""
-        try:
-            (self.queue_consumer.ack_message if ack else self.queue_consumer.requeue_message)(message)
-        except (OSError, AMQPError) as exc:
-            log.warning("could not %s a message on %s (%s); the broker will deliver it again",
-                        "ack" if ack else "requeue", self.queue_name, exc)
 
     def _park(self, message, exc_info) -> None:
         headers = dict(message.headers or {})

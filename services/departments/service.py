@@ -10,7 +10,6 @@ department broker users have no permission on the RPC exchange.
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 
 from onegrid import metrics
@@ -19,6 +18,7 @@ from onegrid.adapters.auth import authenticate, speak_as
 from onegrid.adapters.gate import Gate
 from onegrid.adapters.httpjson import body_of, respond
 from onegrid.adapters.providers import CaseworkProvider, Observable, RedisStore, TenantBus, TenantContext
+from onegrid.adapters.reliable import rpc
 from onegrid.domain.lifecycle import DEPARTMENT_ACTIONS, TransitionRefused
 from onegrid.tenant import parse_duration
 

@@ -12,7 +12,6 @@ import uuid
 
 import redis
 from marshmallow import Schema, ValidationError, fields, validate
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
@@ -20,7 +19,7 @@ from werkzeug.wrappers import Response
 from onegrid import envelope as ce
 from onegrid import metrics
 from onegrid.adapters.providers import Observable, TenantBus, TenantContext
-from onegrid.adapters.reliable import ATTEMPT, Inbound, reliable_consume
+from onegrid.adapters.reliable import ATTEMPT, Inbound, reliable_consume, rpc
 from onegrid.adapters.scores import Scores, current
 from onegrid.adapters.store import now_iso
 from onegrid.domain import scoring as sc

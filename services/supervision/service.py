@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 from marshmallow import Schema, ValidationError, fields, validate
-from nameko.rpc import rpc
 from nameko.timer import timer
 from nameko.web.handlers import http
 
@@ -20,6 +19,7 @@ from onegrid.adapters.announce import announce, sweep
 from onegrid.adapters.gauges import OverdueGauge
 from onegrid.adapters.httpjson import body_of, respond
 from onegrid.adapters.providers import CaseworkProvider, Observable, TenantBus, TenantContext
+from onegrid.adapters.reliable import rpc
 from onegrid.domain.lifecycle import CASE_STATES, TransitionRefused
 from onegrid.domain.supervision import parse_member
 from onegrid.tenant import LEVELS
