@@ -10,6 +10,17 @@ from kombu import Connection, Queue
 from bench.stats import Run
 
 
+def consume_until(uri: str, queues, on_message, done: threading.Event, prefetch: int = 256) -> None:
+    """Consume `queues` with `on_message` (bodies undecoded) until `done` is set."""
+    with Connection(uri) as conn:
+        with conn.Consumer(queues, on_message=on_message, prefetch_count=prefetch):
+            while not done.is_set():
+                try:
+                    conn.drain_events(timeout=1)
+                except TimeoutError:
+                    pass
+
+
 def ceiling(uri: str, messages: int, size: int, publishers: int, queue_args: dict) -> Run:
     queue = Queue("bench.raw", durable=True, queue_arguments=queue_args)
     body = b"x" * size
@@ -20,25 +31,15 @@ def ceiling(uri: str, messages: int, size: int, publishers: int, queue_args: dic
         queue(conn.channel()).purge()
     done = threading.Event()
 
+    def on_message(message):
+        run.latencies.append(time.time() - sent_at.get(int(message.headers["n"]), time.time()))
+        message.ack()
+        if len(run.latencies) >= messages:
+            run.finished = time.perf_counter()
+            done.set()
+
     def consume():
-        with Connection(uri) as conn:
-            seen = 0
-
-            def on_message(message):
-                nonlocal seen
-                run.latencies.append(time.time() - sent_at.get(int(message.headers["n"]), time.time()))
-                message.ack()
-                seen += 1
-                if seen >= messages:
-                    run.finished = time.perf_counter()
-                    done.set()
-
-            with conn.Consumer(queue, on_message=on_message, prefetch_count=64):
-                while not done.is_set():
-                    try:
-                        conn.drain_events(timeout=1)
-                    except TimeoutError:
-                        pass
+        consume_until(uri, [queue], on_message, done, prefetch=64)
 
     def publish(part: range):
         with Connection(uri, transport_options={"confirm_publish": True}) as conn:

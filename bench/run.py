@@ -17,9 +17,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from kombu import Connection
 
-from bench.raw import ceiling
+from bench.raw import ceiling, consume_until
 from bench.stats import Run
 from bench.timers import run as timer_ticks
 from onegrid import ops, settings
@@ -35,31 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def end_to_end(sim: Simulator, tenant, events: int, publishers: int, rate: float, name: str) -> Run:
     planned = sim.plan(events, bad_every=0)
-    wanted = {p.event_id for p in planned}
-    arrived: dict[str, float] = {}
-    done = threading.Event()
+    wanted, done = {p.event_id for p in planned}, threading.Event()
     run = Run(name, events)
-
-    def collect():
-        with Connection(sim.uri) as conn:
-            def on_message(message):
-                event_id = message.headers.get("ce-subject") and _event_id(message.body)
-                if event_id in wanted and event_id not in arrived:
-                    arrived[event_id] = time.time()
-                    if len(arrived) == len(wanted):
-                        run.finished = time.perf_counter()
-                        done.set()
-                message.ack()
-            queues = [topology.work_queue(d) for d in tenant.departments]
-            with conn.Consumer(queues, on_message=on_message, prefetch_count=256):
-                while not done.is_set():
-                    try:
-                        conn.drain_events(timeout=1)
-                    except TimeoutError:
-                        pass
-
-    collector = threading.Thread(target=collect, daemon=True)
-    collector.start()
+    arrived = collect_work_orders(sim.uri, tenant, wanted, run, done)
     time.sleep(0.5)
     with console.status(f"{name}: {events} events, {publishers} publishers"
                         + (f", {rate:.0f}/s offered" if rate else ", as fast as confirms allow")):
@@ -71,6 +48,25 @@ def end_to_end(sim: Simulator, tenant, events: int, publishers: int, rate: float
     if not done.is_set():
         console.print(f"[red]{name}: only {len(arrived)}/{events} work orders arrived[/]")
     return run
+
+
+def collect_work_orders(uri: str, tenant, wanted: set, run: Run, done: threading.Event) -> dict[str, float]:
+    """In a thread, take work orders off every department's queue; note when the first one
+    of each wanted event arrived, and finish `run` (set `done`) when all have."""
+    arrived: dict[str, float] = {}
+
+    def on_message(message):
+        event_id = _event_id(message.body)
+        if event_id in wanted and event_id not in arrived:
+            arrived[event_id] = time.time()
+            if len(arrived) == len(wanted):
+                run.finished = time.perf_counter()
+                done.set()
+        message.ack()
+
+    queues = [topology.work_queue(d) for d in tenant.departments]
+    threading.Thread(target=consume_until, args=(uri, queues, on_message, done), daemon=True).start()
+    return arrived
 
 
 def _event_id(body: bytes) -> str | None:
@@ -98,27 +94,8 @@ def drain_backlog(sim: Simulator, tenant, services: ServiceSet, events: int) -> 
     planned = sim.plan(events, bad_every=0)
     sim.publish(planned, threads=4)
     run = Run(f"end to end, draining a backlog of {events}", events)
-    wanted, arrived, done = {p.event_id for p in planned}, set(), threading.Event()
-
-    def collect():
-        with Connection(sim.uri) as conn:
-            def on_message(message):
-                event_id = _event_id(message.body)
-                if event_id in wanted:
-                    arrived.add(event_id)
-                    if len(arrived) == len(wanted):
-                        run.finished = time.perf_counter()
-                        done.set()
-                message.ack()
-            with conn.Consumer([topology.work_queue(d) for d in tenant.departments], on_message=on_message,
-                               prefetch_count=256):
-                while not done.is_set():
-                    try:
-                        conn.drain_events(timeout=1)
-                    except TimeoutError:
-                        pass
-
-    threading.Thread(target=collect, daemon=True).start()
+    done = threading.Event()
+    collect_work_orders(sim.uri, tenant, {p.event_id for p in planned}, run, done)
     with console.status(f"draining a backlog of {events} events"):
         run.started = time.perf_counter()
         services.start()
