@@ -94,7 +94,10 @@ class RoutingService(Observable):
             env = ce.new(tenant=tenant.id, department=case["department"], type="case.dispatched",
                          source=f"/{tenant.id}/routing", subject=case["id"],
                          id=f"{case['id']}.dispatched.{'-'.join(sorted(o['id'] for o in orders))}"[:200])
-            self.bus.publish(env, {**(self.store.case(case["id"]) or case), "work_orders": orders}, mandatory=False)
+            if case["status"] == "registered":  # what the dispatch script just recorded
+                case = {**case, "status": "dispatched", "level": decision.level, "unit": decision.unit,
+                        "dispatched_at": at}
+            self.bus.publish(env, {**case, "work_orders": orders}, mandatory=False)
 
 
 def _again(message: Inbound) -> bool:
