@@ -23,6 +23,7 @@ from kombu.exceptions import KombuError
 from onegrid.adapters import topology
 
 EVIDENCE = "https://evidence.onegrid.invalid/site-photo.jpg"
+RETRY = object()  # what an action returns when it should be tried again
 
 
 class Actors:
@@ -38,9 +39,9 @@ class Actors:
         self.silent: set[str] = set()
 
     # -- scheduling ----------------------------------------------------------------------
-    def later(self, delay: float, fn, *args) -> None:
+    def later(self, delay: float, fn, *args, attempt: int = 1) -> None:
         with self.lock:
-            heapq.heappush(self.jobs, (time.monotonic() + delay, id(args), fn, args))
+            heapq.heappush(self.jobs, (time.monotonic() + delay, id(args), fn, args, attempt))
 
     def _clock(self) -> None:
         while not self.stop.is_set():
@@ -48,15 +49,20 @@ class Actors:
                 due = []
                 while self.jobs and self.jobs[0][0] <= time.monotonic():
                     due.append(heapq.heappop(self.jobs))
-            for _, _, fn, args in due:
-                self.pool.submit(self._safe, fn, *args)
+            for _, _, fn, args, attempt in due:
+                self.pool.submit(self._safe, fn, args, attempt)
             time.sleep(0.02)
 
-    def _safe(self, fn, *args) -> None:
+    def _safe(self, fn, args: tuple, attempt: int) -> None:
+        """Run one action; a system that could not reach the platform (or got a 5xx) tries
+        again a little later, as a real one's outbox would."""
         try:
-            fn(*args)
+            if fn(*args) is not RETRY:
+                return
         except requests.RequestException as exc:
             self.done[f"error:{type(exc).__name__}"] += 1
+        if attempt < 5 and not self.stop.is_set():
+            self.later(attempt, fn, *args, attempt=attempt + 1)
 
     def start(self) -> "Actors":
         for target in (self._clock, self._departments, self._grid_workers_and_citizens):
@@ -104,14 +110,21 @@ class Actors:
             resolve_at = res_left + min(self.rng.uniform(0.05, 0.3) * float(wo["resolve_span"]), 5.0)
         else:
             resolve_at = max(0.0, res_left) * self.rng.uniform(0.05, 0.25)
-        self.later(accept_at, self._act, wo, "accept", {})
-        self.later(max(accept_at + 0.05, resolve_at), self._act, wo, "resolve",
-                   {"note": "已现场处置", "evidence_urls": [EVIDENCE]})
+        self.later(accept_at, self._accept, wo, time.monotonic() + max(accept_at + 0.05, resolve_at))
 
-    def _act(self, wo: dict, action: str, body: dict) -> None:
+    def _accept(self, wo: dict, resolve_at: float):
+        """Resolve only once the acceptance has gone through (never overtake it)."""
+        outcome = self._act(wo, "accept", {})
+        if outcome is True:
+            self.later(max(0.05, resolve_at - time.monotonic()), self._act, wo, "resolve",
+                       {"note": "已现场处置", "evidence_urls": [EVIDENCE]})
+        return outcome
+
+    def _act(self, wo: dict, action: str, body: dict):
         url = f"{self.dep}/departments/{wo['department']}/work-orders/{wo['id']}/{action}"
         r = requests.post(url, json={"actor": f"{wo['department']}-duty", **body}, timeout=10)
         self.done[f"{action}:{'ok' if r.ok else r.status_code}"] += 1
+        return r.ok or (RETRY if r.status_code >= 500 else False)
 
     # -- grid workers and citizens -------------------------------------------------------
     def _grid_workers_and_citizens(self) -> None:
@@ -143,6 +156,7 @@ class Actors:
         note = "问题仍未解决" if action == "not_satisfied" else "满意"
         self.later(self.rng.uniform(0.1, 1.0), self._case, case, action, {"actor": "citizen", "note": note})
 
-    def _case(self, case: dict, action: str, body: dict) -> None:
+    def _case(self, case: dict, action: str, body: dict):
         r = requests.post(f"{self.sup}/cases/{case['id']}/{action}", json=body, timeout=10)
         self.done[f"{action}:{'ok' if r.ok else r.status_code}"] += 1
+        return r.ok or (RETRY if r.status_code >= 500 else False)

@@ -10,7 +10,6 @@ Exits non-zero if any published event is unaccounted for.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 import time
 
@@ -21,11 +20,9 @@ from onegrid import ops
 from onegrid.accounting import gather
 from onegrid.actors import Actors
 from onegrid.adapters import topology
-from onegrid.domain.lifecycle import OPEN_CASE
-from onegrid.figures import notify_table, scoring_tables
-from onegrid.notify_receiver import WebhookReceiver
+from onegrid.figures import closure_table, notify_table, scoring_tables
+from onegrid.live import LiveCounty
 from onegrid.reconcile import reconcile
-from onegrid.runner import ServiceSet
 from onegrid.simulator import Simulator
 from onegrid.ui import console, table
 
@@ -37,39 +34,13 @@ def run(tenant_id: str, events: int, contracts_dir: str, services_to_run=None) -
     tenant = ops.tenant(tenant_id, contracts_dir)
     console.rule(f"OneGrid demo: {tenant.name_zh} ({tenant.id}), {len(tenant.grids())} grids, "
                  f"{len(tenant.departments)} departments; time x{float(SCALE):,.0f}")
-    result = ops.onboard(tenant, reset=True)
-    console.print(f"onboarded: vhost [bold]{tenant.id}[/], {len(result['queues'])} queues")
-    secret = secrets.token_hex(16)
-    receiver = WebhookReceiver(secret.encode()).start()  # notifications land here, signatures checked
-    services = ServiceSet(tenant.id, ops.uri(tenant.id),
-                          env={"ONEGRID_TIME_SCALE": SCALE, "ONEGRID_WEBHOOK_SECRET": secret,
-                               "NOTIFY_WEBHOOK_URL": receiver.url},
-                          **({"services": services_to_run} if services_to_run else {}))
-    with console.status(f"starting {', '.join(services.names)}"):
-        services.start()
-    console.print(f"services up: {', '.join(f'{n} {services.url(n)}' for n in services.names)}")
-    actors = Actors(ops.uri(tenant.id), services.url("departments"), services.url("supervision"),
-                    tenant.departments).start()
-    try:
-        return _drive(tenant, events, actors, services, receiver)
-    finally:
-        actors.close()
-        receiver.close()
-        with console.status("stopping services"):
-            services.stop()
-        console.print("services stopped")
+    with LiveCounty(tenant, env={"ONEGRID_TIME_SCALE": SCALE}, services=services_to_run) as county:
+        return _drive(county, events)
 
 
-def _open(store) -> int:
-    pipe = store.r.pipeline()
-    for status in OPEN_CASE:
-        pipe.zcard(store.key("idx", "status", status))
-    return sum(pipe.execute())
-
-
-def _drive(tenant, events: int, actors: Actors, services: ServiceSet, receiver) -> int:
-    store = ops.store(tenant.id)
-    sim = Simulator(tenant, ops.uri(tenant.id), seed=2026)
+def _drive(county: LiveCounty, events: int) -> int:
+    tenant, store, services = county.tenant, county.store, county.services
+    sim = Simulator(tenant, county.uri, seed=2026)
     planned = sim.plan(events, bad_every=40, duplicate_every=30)
     started = time.monotonic()
     with Progress(console=console) as bar:
@@ -81,19 +52,18 @@ def _drive(tenant, events: int, actors: Actors, services: ServiceSet, receiver) 
         while time.monotonic() - started < LIMIT_S:
             stats = store.stats()
             bar.update(reg, completed=stats.get("cases", 0) + stats.get("quarantined", 0))
-            cases = stats.get("cases", 0)
-            bar.update(end, total=cases or None, completed=cases - _open(store))
-            if not sender.is_alive() and stats.get("cases", 0) + stats.get("quarantined", 0) >= len(planned) \
-                    and _open(store) == 0:
+            cases, still_open = stats.get("cases", 0), county.open_cases()
+            bar.update(end, total=cases or None, completed=cases - still_open)
+            if not sender.is_alive() and cases + stats.get("quarantined", 0) >= len(planned) and still_open == 0:
                 break
             time.sleep(0.25)
         sender.join()
-    code = _report(tenant, planned, store, time.monotonic() - started, actors)
+    code = _report(tenant, planned, store, time.monotonic() - started, county.actors)
     if "scoring" in services.names:
         for t in scoring_tables(services.url("scoring")):
             console.print(t)
     if "notify" in services.names:
-        console.print(notify_table(services.url("notify"), receiver))
+        console.print(notify_table(services.url("notify"), county.receiver))
     return code
 
 
@@ -118,7 +88,8 @@ def _report(tenant, planned, store, elapsed: float, actors: Actors) -> int:
                         [[d, stats.get(f"department:{d}", 0), stats.get(f"{d}:accepted", 0),
                           stats.get(f"{d}:resolved", 0), stats.get(f"{d}:returned", 0), depth.get(d, 0)]
                          for d in tenant.departments]))
-    console.print(_closure(tenant, stats, case_of))
+    console.print(closure_table(stats, case_of, "Closure by category (as Qinling Rd reports it: 805 problems, "
+                                "790 solved, 98.14%)"))
     console.print(f"supervisions (督办): {stats.get('supervisions', 0)}; reopened: {stats.get('reopened', 0)}; "
                   f"people at work: {dict(sorted(actors.done.items()))}")
     if rec.ok:
@@ -129,26 +100,6 @@ def _report(tenant, planned, store, elapsed: float, actors: Actors) -> int:
     for problem in rec.problems[:20]:
         console.print("  " + problem)
     return 1
-
-
-def _closure(tenant, stats: dict, case_of: dict):
-    """Qinling Rd's table: problems by area, how many solved; plus how, on time, escalated."""
-    reported = {}
-    for case in case_of.values():
-        if case["status"] != "merged":
-            reported[case["category"]] = reported.get(case["category"], 0) + 1
-    rows, total = [], [0, 0, 0, 0, 0]
-    for cat, n in sorted(reported.items(), key=lambda kv: -kv[1]):
-        fixed, not_fixed = stats.get(f"closed:{cat}:fixed", 0), stats.get(f"closed:{cat}:not_fixed", 0)
-        on_time, esc = stats.get(f"closed_on_time:{cat}", 0), stats.get(f"escalations:{cat}", 0)
-        rows.append([cat, n, fixed, not_fixed, f"{fixed / n:.2%}", f"{on_time / fixed:.0%}" if fixed else "—", esc])
-        total = [a + b for a, b in zip(total, (n, fixed, not_fixed, on_time, esc))]
-    n, fixed, not_fixed, on_time, esc = total
-    rows.append(["all", n, fixed, not_fixed, f"{fixed / n:.2%}" if n else "—",
-                 f"{on_time / fixed:.0%}" if fixed else "—", esc])
-    return table("Closure by category (as Qinling Rd reports it: 805 problems, 790 solved, 98.14%)",
-                 ["category", "reported", "closed fixed", "closed not fixed", "closure rate", "on time",
-                  "escalations"], rows)
 
 
 def _queue_depths(tenant) -> dict[str, int]:

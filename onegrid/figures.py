@@ -3,6 +3,8 @@ HTTP: the top of the monthly rankings, the department assessment, the grids per 
 what notify delivered (with a local receiver's count, when the demo runs one)."""
 from __future__ import annotations
 
+import json
+
 import requests
 
 from onegrid.ui import table
@@ -52,3 +54,42 @@ def notify_table(notify_url: str, receiver=None):
     if receiver is not None:
         title += f"; the local receiver took {receiver.counts['verified']} with a valid signature"
     return table(title, ["channel", "delivered", "parked"], rows)
+
+
+CLOSURE_COLUMNS = ["category", "reported", "closed fixed", "closed not fixed", "closure rate", "on time",
+                   "escalations"]
+
+
+def closure_rows(stats: dict, case_of: dict) -> list[list]:
+    """Closure the way the streets report it (problems by area, how many solved), plus how,
+    on time, escalated: from the store's counters and the cases of a run's events; the last
+    row is the total."""
+    reported = {}
+    for case in case_of.values():
+        if case["status"] != "merged":
+            reported[case["category"]] = reported.get(case["category"], 0) + 1
+    rows, total = [], [0, 0, 0, 0, 0]
+    for cat, n in sorted(reported.items(), key=lambda kv: -kv[1]):
+        fixed, not_fixed = stats.get(f"closed:{cat}:fixed", 0), stats.get(f"closed:{cat}:not_fixed", 0)
+        on_time, esc = stats.get(f"closed_on_time:{cat}", 0), stats.get(f"escalations:{cat}", 0)
+        rows.append([cat, n, fixed, not_fixed, f"{fixed / n:.2%}", f"{on_time / fixed:.0%}" if fixed else "—", esc])
+        total = [a + b for a, b in zip(total, (n, fixed, not_fixed, on_time, esc))]
+    n, fixed, not_fixed, on_time, esc = total
+    rows.append(["all", n, fixed, not_fixed, f"{fixed / n:.2%}" if n else "—",
+                 f"{on_time / fixed:.0%}" if fixed else "—", esc])
+    return rows
+
+
+def closure_table(stats: dict, case_of: dict, title: str):
+    return table(title, CLOSURE_COLUMNS, closure_rows(stats, case_of))
+
+
+def scoring_snapshot(scoring_url: str, tenant_id: str) -> dict:
+    """Everything scoring publishes for the current month and week, with the tenant's id
+    taken out, so two counties that lived the same history compare equal."""
+    get = lambda path, **params: requests.get(scoring_url + path, params=params, timeout=30).json()  # noqa: E731
+    out = {"rankings": get("/scoring/rankings", limit=1000),
+           "month": get("/scoring/assessment", period="month"),
+           "week": get("/scoring/assessment", period="week"),
+           "risk": get("/scoring/risk")}
+    return json.loads(json.dumps(out, ensure_ascii=False).replace(tenant_id, "TENANT"))

@@ -60,13 +60,15 @@ class Sent:
 
 class Simulator:
     def __init__(self, tenant: Tenant, uri: str, registry: Registry | None = None, seed: int = 7,
-                 run_id: str | None = None):
+                 run_id: str | None = None, epoch: float | None = None, spacing_s: float = 1800):
         self.tenant, self.uri = tenant, uri
         self.registry = registry or load_strict(settings.contracts_dir())
         self.rng = random.Random(seed)
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.seq = 0
-        self.epoch = time.time() - 90 * 86400  # simulated incidents start three months back
+        # simulated incidents start three months back unless told, `spacing_s` apart on average
+        self.epoch = time.time() - 90 * 86400 if epoch is None else epoch
+        self.spacing_s = spacing_s
         enabled = [c for c in self.registry.events.values() if c.department in tenant.departments]
         self.by_category: dict[str, list] = {}
         for c in enabled:
@@ -96,9 +98,9 @@ class Simulator:
         return self._planned(contract.key, contract.version, data, category)
 
     def _occurred(self) -> str:
-        """Incidents spread over simulated weeks, half an hour apart on average, so unrelated
-        reports rarely look like duplicates (the pipeline itself runs in seconds)."""
-        at = self.epoch + self.seq * 1800 + self.rng.uniform(0, 1800)
+        """Incidents spread over simulated weeks, half an hour apart on average by default, so
+        unrelated reports rarely look like duplicates (the pipeline itself runs in seconds)."""
+        at = self.epoch + self.seq * self.spacing_s + self.rng.uniform(0, self.spacing_s)
         return datetime.fromtimestamp(at, CST).isoformat(timespec="seconds")
 
     def duplicate(self, of: "Planned") -> "Planned":

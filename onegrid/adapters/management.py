@@ -5,6 +5,7 @@ names the method and path, never the body."""
 from __future__ import annotations
 
 import os
+import time
 from urllib.parse import quote, urlparse
 
 import requests
@@ -23,8 +24,8 @@ class Management:
         self.user = self.auth[0]
         self.http = requests.Session()
 
-    def _call(self, method: str, path: str, **kw):
-        resp = self.http.request(method, self.base + path, auth=self.auth, timeout=10, **kw)
+    def _call(self, method: str, path: str, timeout: float = 10, **kw):
+        resp = self.http.request(method, self.base + path, auth=self.auth, timeout=timeout, **kw)
         if resp.status_code >= 400 and not (method == "DELETE" and resp.status_code == 404):
             raise RuntimeError(f"RabbitMQ management {method} {path}: {resp.status_code} {resp.text[:200]}")
         return resp.json() if resp.content and resp.headers.get("content-type", "").startswith("application/json") else None
@@ -57,8 +58,20 @@ class Management:
     def put_vhost(self, vhost: str, description: str = "") -> None:
         self._call("PUT", f"/vhosts/{_q(vhost)}", json={"description": description})
 
-    def delete_vhost(self, vhost: str) -> None:
-        self._call("DELETE", f"/vhosts/{_q(vhost)}")
+    def delete_vhost(self, vhost: str, wait_s: float = 600) -> None:
+        """Delete and wait until it is gone. The broker stops every queue first and deletes
+        vhosts one at a time, so on a busy machine this outlasts the management API's own
+        60 s request limit: it closes the connection and the deletion goes on; watch it."""
+        try:
+            self._call("DELETE", f"/vhosts/{_q(vhost)}", timeout=60)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            pass
+        deadline = time.monotonic() + wait_s
+        while self.vhost(vhost) is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"RabbitMQ is still deleting vhost {vhost} after {wait_s:.0f}s")
+            time.sleep(2)
 
     def vhost_limits(self, vhost: str) -> dict:
         found = self._get(f"/vhost-limits/{_q(vhost)}", default=[]) or []

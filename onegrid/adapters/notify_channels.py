@@ -60,10 +60,20 @@ def _post(session: requests.Session, url: str, body: bytes, headers: dict, timeo
     _http_outcome(response, what)
 
 
+def _session() -> requests.Session:
+    """One keep-alive pool per channel, as wide as delivery's concurrency may go (requests'
+    default of 10 discards a connection each time more deliveries run at once)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 class Webhook:
     def __init__(self, url: str, secret: bytes, timeout_s: float = 5):
         self.url, self.secret, self.timeout = url, secret, float(timeout_s)
-        self.session = requests.Session()
+        self.session = _session()
 
     def send(self, n: dict) -> None:
         body = json.dumps({k: n[k] for k in ("id", "tenant", "kind", "case_id", "event_id", "event_type", "subject",
@@ -107,7 +117,7 @@ class Sms:
 
     def __init__(self, url: str, account: str = "", token: str = "", timeout_s: float = 5):
         self.url, self.account, self.token, self.timeout = url, account, token, float(timeout_s)
-        self.session = requests.Session()
+        self.session = _session()
 
     def send(self, n: dict) -> None:
         body = json.dumps({"account": self.account, "to": n["address"], "text": n["text"], "id": n["id"]},
