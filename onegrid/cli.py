@@ -156,24 +156,59 @@ def cmd_tenant_offboard(args) -> int:
     return 0
 
 
-def cmd_contracts_asyncapi(args) -> int:
-    from onegrid.contracts import asyncapi, load_strict
+def _tenant_in_registry(args):
+    """(registry, tenant) for `args.tenant`, or None when there is no such tenant (said on stderr)."""
+    from onegrid.contracts import load_strict
     registry = load_strict(args.dir)
     if args.tenant not in registry.tenants:
         print(f"no tenant {args.tenant!r}; known: {', '.join(sorted(registry.tenants))}", file=sys.stderr)
+        return None
+    return registry, registry.tenants[args.tenant]
+
+
+def cmd_contracts_asyncapi(args) -> int:
+    from onegrid.contracts import asyncapi
+    found = _tenant_in_registry(args)
+    if found is None:
         return 2
-    text = asyncapi.render(asyncapi.document(registry.tenants[args.tenant], registry))
+    registry, tenant = found
+    text = asyncapi.render(asyncapi.document(tenant, registry))
     if not args.out:
         sys.stdout.write(text)
         return 0
+    _write(args.out, text)
+    return 0
+
+
+def cmd_openapi(args) -> int:
     from pathlib import Path
-    out = Path(args.out)
+
+    from onegrid import openapi
+    found = _tenant_in_registry(args)
+    if found is None:
+        return 2
+    if not args.out and not args.service:
+        print("name a --service to print its document, or --out DIR to write them all", file=sys.stderr)
+        return 2
+    registry, tenant = found
+    for service in [args.service] if args.service else openapi.SERVICES:
+        text = openapi.render(openapi.document(service, tenant, registry))
+        if args.out:
+            _write(Path(args.out) / args.tenant / f"{service}.json", text)
+        else:
+            sys.stdout.write(text)
+    return 0
+
+
+def _write(path, text: str) -> None:
+    """Write `text` to `path` unless it holds it already; say which."""
+    from pathlib import Path
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     unchanged = out.exists() and out.read_text(encoding="utf-8") == text
     if not unchanged:
         out.write_text(text, encoding="utf-8")
     print(f"{'unchanged' if unchanged else 'wrote'} {out}")
-    return 0
 
 
 def cmd_stats(args) -> int:
@@ -297,6 +332,12 @@ def main(argv=None) -> int:
     aapi.add_argument("tenant")
     aapi.add_argument("--out", help="write it here (e.g. docs/asyncapi/<tenant>.yaml) instead of stdout")
     aapi.set_defaults(func=cmd_contracts_asyncapi)
+
+    oapi = sub.add_parser("openapi", help="the OpenAPI 3.1 documents of the services' HTTP surfaces for a tenant")
+    oapi.add_argument("tenant")
+    oapi.add_argument("--service", choices=_service_names(), help="one service (default: all, with --out)")
+    oapi.add_argument("--out", help="write <out>/<tenant>/<service>.json (e.g. --out docs/openapi) instead of stdout")
+    oapi.set_defaults(func=cmd_openapi)
 
     tenant = sub.add_parser("tenant", help="counties on the platform").add_subparsers(dest="sub", required=True)
     tenant.add_parser("list", help="the tenant manifests").set_defaults(func=cmd_tenant_list)

@@ -2,6 +2,7 @@
 and injects the smallest interface a service needs."""
 from __future__ import annotations
 
+import json
 import os
 
 import redis
@@ -10,7 +11,7 @@ from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
 
-from onegrid import settings
+from onegrid import openapi, settings
 from onegrid.adapters.bus import Bus, vhost_of
 from onegrid.adapters.casework import Casework
 from onegrid.adapters.store import Store
@@ -88,7 +89,8 @@ class TenantBus(DependencyProvider):
 
 
 class Observable:
-    """Mixed into every service: Prometheus `/metrics` and a `/health` probe."""
+    """Mixed into every service: Prometheus `/metrics`, a `/health` probe, and the service's
+    OpenAPI document at `/openapi.json` (onegrid/openapi.py; the service's `ctx` names its tenant)."""
 
     @http("GET", "/metrics")
     def metrics(self, request):
@@ -97,3 +99,8 @@ class Observable:
     @http("GET", "/health")
     def health(self, request):
         return Response('{"status":"ok"}', mimetype="application/json")
+
+    @http("GET", "/openapi.json")
+    def openapi_json(self, request):
+        doc = openapi.document(self.name, self.ctx.tenant, self.ctx.registry)
+        return Response(json.dumps(doc, ensure_ascii=False), mimetype="application/json")

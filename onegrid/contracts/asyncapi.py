@@ -103,10 +103,15 @@ def _headers(tenant_id: str) -> dict:
                          "ce-department"]}
 
 
+def enabled_contracts(tenant, registry) -> list:
+    """The contracts `tenant`'s departments may publish, by routing key and version."""
+    return sorted((c for c in registry.events.values() if c.department in tenant.departments),
+                  key=lambda c: (c.key, c.version))
+
+
 def document(tenant, registry) -> dict:
     """The AsyncAPI document of `tenant`'s intake: every enabled department's event types."""
-    contracts = sorted((c for c in registry.events.values() if c.department in tenant.departments),
-                       key=lambda c: (c.key, c.version))
+    contracts = enabled_contracts(tenant, registry)
     channels, operations, messages, common = {}, {}, {}, {}
     for c in contracts:
         for name in set(c.fields) - set(c.own_fields):

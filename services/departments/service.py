@@ -9,7 +9,7 @@ department broker users have no permission on the RPC exchange.
 """
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError
 from nameko.web.handlers import http
 
 from onegrid import metrics
@@ -20,17 +20,8 @@ from onegrid.adapters.httpjson import body_of, respond
 from onegrid.adapters.providers import CaseworkProvider, Observable, RedisStore, TenantBus, TenantContext
 from onegrid.adapters.reliable import rpc
 from onegrid.domain.lifecycle import DEPARTMENT_ACTIONS, TransitionRefused
+from onegrid.inputs import MAX_OFFSET, WORK_ORDER_ACTIONS, ActionRequest, Page
 from onegrid.tenant import parse_duration
-
-HTTP_ACTIONS = {"accept": "accept", "return": "return", "resolve": "resolve", "extension": "request_extension"}
-
-
-class ActionRequest(Schema):
-    actor = fields.String(required=True, validate=validate.Length(1, 64))
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
-    evidence_urls = fields.List(fields.Url(schemes={"http", "https"}), load_default=list,
-                                validate=validate.Length(max=9))
-    extension = fields.String(load_default=None, validate=validate.Regexp(r"^[1-9][0-9]*[smhd]$"))
 
 
 class UnknownDepartment(LookupError):
@@ -49,7 +40,8 @@ class DepartmentsService(Observable):
     @rpc
     def list_work_orders(self, department: str, offset: int = 0, limit: int = 50) -> dict:
         self._known(department)
-        total, orders = self.store.department_queue(department, max(0, int(offset)), min(max(1, int(limit)), 500))
+        offset = min(max(0, int(offset)), MAX_OFFSET)
+        total, orders = self.store.department_queue(department, offset, min(max(1, int(limit)), 500))
         return {"department": department, "total": total, "offset": offset, "work_orders": orders}
 
     @rpc
@@ -83,8 +75,8 @@ class DepartmentsService(Observable):
     def http_list(self, request, department):
         def run():
             self._as(request, department)
-            args = request.args
-            return self.list_work_orders(department, int(args.get("offset", 0)), int(args.get("limit", 50)))
+            page = Page().load(request.args.to_dict())
+            return self.list_work_orders(department, page["offset"], page["limit"])
         return respond(run)
 
     @http("GET", "/cases/<string:case_id>")
@@ -95,9 +87,9 @@ class DepartmentsService(Observable):
     def http_act(self, request, department, work_order_id, action):
         def run():
             self._as(request, department)
-            if action not in HTTP_ACTIONS:
-                raise LookupError(f"unknown action {action!r}; one of {', '.join(HTTP_ACTIONS)}")
-            return self._act(department, work_order_id, HTTP_ACTIONS[action], body_of(request))
+            if action not in WORK_ORDER_ACTIONS:
+                raise LookupError(f"unknown action {action!r}; one of {', '.join(WORK_ORDER_ACTIONS)}")
+            return self._act(department, work_order_id, WORK_ORDER_ACTIONS[action], body_of(request))
         return respond(run)
 
     # -- shared --------------------------------------------------------------------------

@@ -22,11 +22,13 @@ from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
 from onegrid.adapters import notify_channels
+from onegrid.adapters.httpjson import respond
 from onegrid.adapters.notifications import Outbox, deliver
 from onegrid.adapters.providers import Observable, TenantContext
 from onegrid.adapters.reliable import Inbound, reliable_consume
 from onegrid.domain import notify as nd
 from onegrid.domain.scoring import read_event
+from onegrid.inputs import Parked
 
 log = logging.getLogger(__name__)
 
@@ -90,5 +92,4 @@ class NotifyService(Observable):
 
     @http("GET", "/notify/parked")
     def http_parked(self, request):
-        rows = self.ctx.outbox.parked(int(request.args.get("limit", 100)))
-        return Response(json.dumps(rows, ensure_ascii=False), mimetype="application/json")
+        return respond(lambda: self.ctx.outbox.parked(Parked().load(request.args.to_dict())["limit"]))

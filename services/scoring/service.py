@@ -11,7 +11,7 @@ import json
 import uuid
 
 import redis
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError
 from nameko.web.handlers import http
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.wrappers import Response
@@ -23,10 +23,10 @@ from onegrid.adapters.reliable import ATTEMPT, Inbound, reliable_consume, rpc
 from onegrid.adapters.scores import Scores, current
 from onegrid.adapters.store import now_iso
 from onegrid.domain import scoring as sc
+from onegrid.inputs import MONTH, PERIODS, Adjustment
 
 CASE_EVENTS = {"case.registered", "case.merged", "case.dispatched", "case.supervised", "case.escalated",
                "case.resolved", "case.verified", "case.reopened", "case.closed", "case.rejected"}
-_MONTH = validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])$", error="a month is YYYY-MM")
 
 
 class Scoring(TenantContext):
@@ -45,15 +45,6 @@ class Scoring(TenantContext):
 
     def stop(self):
         self.scores.r.close()
-
-
-class Adjustment(Schema):
-    worker = fields.String(required=True, validate=validate.Length(1, 64))
-    points = fields.Integer(required=True, strict=True, validate=validate.Range(-1000, 1000))
-    reason = fields.String(required=True, validate=validate.Length(2, 500))
-    inspector = fields.String(required=True, validate=validate.Length(1, 64))
-    month = fields.String(load_default=None, validate=_MONTH)
-    id = fields.String(load_default=None, validate=validate.Length(1, 64))
 
 
 class ScoringService(Observable):
@@ -117,8 +108,10 @@ class ScoringService(Observable):
 
     @rpc
     def assessment(self, period: str = "month", key: str | None = None) -> dict:
-        if period not in ("month", "week"):
+        if period not in PERIODS:
             raise ValidationError({"period": ["month or week"]})
+        if key is not None:
+            PERIODS[period](key)  # raises ValidationError when it names no such period
         key = key or current(period, self.ctx.config.tz)
         rows = self.ctx.scores.assessment(f"{period}:{key}", self.ctx.tenant.departments, self.ctx.config)
         return {"tenant": self.ctx.tenant.id, "period": period, "key": key, "departments": rows}
@@ -207,7 +200,7 @@ class ScoringService(Observable):
 
 def _check_month(month: str | None) -> str | None:
     if month is not None:
-        _MONTH(month)  # raises ValidationError when it is not YYYY-MM
+        MONTH(month)  # raises ValidationError when it is not YYYY-MM
     return month
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-from marshmallow import Schema, ValidationError, fields, validate
 from nameko.timer import timer
 from nameko.web.handlers import http
 
@@ -20,38 +19,9 @@ from onegrid.adapters.gauges import OverdueGauge
 from onegrid.adapters.httpjson import body_of, respond
 from onegrid.adapters.providers import CaseworkProvider, Observable, TenantBus, TenantContext
 from onegrid.adapters.reliable import rpc
-from onegrid.domain.lifecycle import CASE_STATES, TransitionRefused
+from onegrid.domain.lifecycle import TransitionRefused
 from onegrid.domain.supervision import parse_member
-from onegrid.tenant import LEVELS
-
-CASE_ACTIONS = ("verify", "verify_failed", "satisfied", "not_satisfied", "reject", "close_not_fixed")
-
-
-class CaseAction(Schema):
-    actor = fields.String(required=True, validate=validate.Length(1, 64))
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
-    evidence_urls = fields.List(fields.Url(schemes={"http", "https"}), load_default=list,
-                                validate=validate.Length(max=9))
-
-
-class Whistle(Schema):
-    actor = fields.String(required=True, validate=validate.Length(1, 64))
-    note = fields.String(required=True, validate=validate.Length(1, 2000))
-    level = fields.String(load_default=None, validate=validate.OneOf(LEVELS))
-    departments = fields.List(fields.String(validate=validate.Length(1, 32)), load_default=list,
-                              validate=validate.Length(max=16))
-
-
-class Query(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATES))
-    department = fields.String(load_default=None, validate=validate.Length(1, 32))
-    grid = fields.String(load_default=None, validate=validate.Length(1, 32))
-    level = fields.String(load_default=None, validate=validate.OneOf(LEVELS))
-    overdue = fields.Boolean(load_default=False)
-    since = fields.Float(load_default=None)
-    until = fields.Float(load_default=None)
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+from onegrid.inputs import CASE_ACTIONS, CaseAction, ExtensionDecision, Query, Whistle
 
 
 class SupervisionService(Observable):
@@ -139,7 +109,8 @@ class SupervisionService(Observable):
 
     @rpc
     def decide_extension(self, work_order_id: str, grant: bool, actor: str, note: str = "") -> dict:
-        out = self.work.extension(work_order_id, bool(grant), actor, note=note)
+        req = ExtensionDecision().load({"actor": actor, "note": note})
+        out = self.work.extension(work_order_id, bool(grant), req["actor"], note=req["note"])
         self._announce(out)
         return {"work_order": out.work_order, "case": out.case}
 
@@ -154,20 +125,19 @@ class SupervisionService(Observable):
 
     @http("POST", "/cases/<string:case_id>/whistle")
     def http_whistle(self, request, case_id):
-        return respond(lambda: self.whistle(case_id, **_only(body_of(request), "actor", "note", "level",
-                                                              "departments")))
+        return respond(lambda: self.whistle(case_id, **_only(body_of(request), Whistle)))
 
     @http("POST", "/cases/<string:case_id>/<string:action>")
     def http_act(self, request, case_id, action):
-        return respond(lambda: self.act(case_id, action, **_only(body_of(request), "actor", "note", "evidence_urls")))
+        return respond(lambda: self.act(case_id, action, **_only(body_of(request), CaseAction)))
 
     @http("POST", "/work-orders/<string:work_order_id>/extension/<string:decision>")
     def http_extension(self, request, work_order_id, decision):
         def run():
             if decision not in ("grant", "deny"):
                 raise LookupError(f"unknown decision {decision!r}; grant or deny")
-            body = body_of(request)
-            return self.decide_extension(work_order_id, decision == "grant", **_only(body, "actor", "note"))
+            return self.decide_extension(work_order_id, decision == "grant", **_only(body_of(request),
+                                                                                    ExtensionDecision))
         return respond(run)
 
     # -- shared --------------------------------------------------------------------------
@@ -179,7 +149,8 @@ class SupervisionService(Observable):
         announce(self.bus, self.work.store, out.outbox, self._source)
 
 
-def _only(body: dict, *names: str) -> dict:
-    if "actor" not in body:
-        raise ValidationError({"actor": ["Missing data for required field."]})
-    return {k: v for k, v in body.items() if k in names}
+def _only(body: dict, schema_cls) -> dict:
+    """The body's fields that `schema_cls` declares (others are ignored), checked by it: a
+    missing or wrong one is a 400, never a call with the wrong arguments."""
+    schema = schema_cls()
+    return schema.load({k: v for k, v in body.items() if k in schema.fields})
