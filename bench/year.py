@@ -144,14 +144,14 @@ def main() -> int:
         try:
             with live:
                 run = drive(live, sim, planned)
+                run["people at work"] = dict(sorted(live.actors.done.items()))
                 with console.status("reconciling every report with its case"):
                     case_of, reason_of = gather(live.store, planned)
                     stats = live.store.stats()
                     notified = live.receiver.counts["verified"]
+            return report(run, stats, case_of, reconcile(planned, case_of, reason_of), notified)
         finally:
             ops.offboard(tenant_id, delete_data=True, force=True)
-    rec = reconcile(planned, case_of, reason_of)
-    return report(run, stats, case_of, rec, notified)
 
 
 def report(run: dict, stats: dict, case_of: dict, rec, notified: int) -> int:
@@ -170,6 +170,7 @@ def report(run: dict, stats: dict, case_of: dict, rec, notified: int) -> int:
                 f"{stats.get('reopened', 0):,}", f"{notified:,}"]]
     console.print(table("A year of Taiyuan, replayed", summary_cols, summary))
     console.print(table("Closure by category", CLOSURE_COLUMNS, rows))
+    console.print(f"people at work (actions taken: outcome): {run['people at work']}")
     problems = list(rec.problems)
     if not run["all closed s"]:
         problems.append(f"{total[1] - closed} cases still open after {LIMIT_S:.0f}s")

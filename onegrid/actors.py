@@ -136,7 +136,8 @@ class Actors:
                     continue
                 for case in page.get("cases", []):
                     key = f"{status}:{case['id']}:{case.get('reopen_count', 0)}"
-                    if key not in self.seen:
+                    # a listing reads the index, then the cases: one may have moved on between
+                    if case.get("status") == status and key not in self.seen:
                         self.seen.add(key)
                         handle(case)
             self.stop.wait(0.3)
