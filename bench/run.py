@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+from bench.plot import draw, save
 from bench.raw import ceiling, consume_until
 from bench.stats import Run
 from bench.timers import run as timer_ticks
@@ -75,33 +76,60 @@ def _event_id(body: bytes) -> str | None:
     return body[start + len(marker): body.index(b'"', start + len(marker))].decode() if start >= 0 else None
 
 
-def machine() -> dict:
+def host() -> dict:
+    """This machine: CPU, cores, memory, kernel, Python."""
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
     mem = next((int(line.split()[1]) // 1024 // 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
+            "kernel": platform.release()}
+
+
+def machine() -> dict:
+    """This machine and the broker's and Redis's versions."""
     rabbit = Management(settings.management_url()).overview()
     redis_v = ops.store("x").r.info("server")["redis_version"]
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "rabbitmq": rabbit.get("rabbitmq_version"), "erlang": rabbit.get("erlang_version"), "redis": redis_v,
-            "kernel": platform.release()}
+    return {**host(), "rabbitmq": rabbit.get("rabbitmq_version"), "erlang": rabbit.get("erlang_version"),
+            "redis": redis_v}
 
 
 def drain_backlog(sim: Simulator, tenant, services: ServiceSet, events: int) -> Run:
     """Pipeline capacity without the load generator competing for the CPU: the events wait in
     intake's queue while the services are stopped; the clock runs from their start until the
     last work order is in its department's queue."""
-    services.stop()
-    planned = sim.plan(events, bad_every=0)
-    sim.publish(planned, threads=4)
-    run = Run(f"end to end, draining a backlog of {events}", events)
-    done = threading.Event()
-    collect_work_orders(sim.uri, tenant, {p.event_id for p in planned}, run, done)
-    with console.status(f"draining a backlog of {events} events"):
-        run.started = time.perf_counter()
-        services.start()
-        done.wait(600)
-    run.published = run.started
-    return run
+    return drain_backlogs([(sim, tenant)], services.stop, services.start, events)[0][0]
+
+
+def drain_backlogs(loads: list, stop, start, events: int, timeout: float = 600) -> list[tuple[Run, dict]]:
+    """drain_backlog over several tenants at once: `loads` is (simulator, tenant) pairs, each
+    given a backlog of `events` while `stop` has the services down; the clock runs from calling
+    `start` until every tenant's last work order arrived. One (Run, arrivals) per tenant, all
+    started at the same instant; arrivals maps each event to when (time.time()) its first
+    work order arrived. A run whose work orders did not all arrive has `finished` 0."""
+    stop()
+    backlog = []
+    for sim, tenant in loads:
+        planned = sim.plan(events, bad_every=0)
+        sim.publish(planned, threads=4)
+        backlog.append((sim, tenant, planned))
+    out, dones = [], []
+    for sim, tenant, planned in backlog:
+        run, done = Run(f"end to end, draining a backlog of {events * len(loads)}", events), threading.Event()
+        out.append((run, collect_work_orders(sim.uri, tenant, {p.event_id for p in planned}, run, done)))
+        dones.append(done)
+    with console.status(f"draining a backlog of {events * len(loads)} events"
+                        + (f" over {len(loads)} tenants" if len(loads) > 1 else "")):
+        started = time.perf_counter()
+        start()
+        deadline = started + timeout
+        for done in dones:
+            done.wait(max(0.0, deadline - time.perf_counter()))
+    for (run, arrived), done in zip(out, dones):
+        run.started = run.published = started
+        if not done.is_set():
+            console.print(f"[red]only {len(arrived)}/{run.messages} work orders arrived in {timeout:.0f}s[/]")
+            done.set()  # stops its consumer
+    return out
 
 
 def main() -> int:
@@ -164,8 +192,7 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
         f"- RabbitMQ {m['rabbitmq']} (Erlang {m['erlang']}), Redis {m['redis']}, Python {m['python']}",
         f"- events: ~{size} bytes of JSON each, persistent, quorum queues, publisher confirms,"
         f" {publishers} publisher threads; the services as `nameko run` processes on the same machine", "",
-        "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
-        *["| " + " | ".join(str(c) for c in row) + " |" for row in rows], "",
+        md_table(cols, rows), "",
         "- **raw kombu publish -> consume**: publishers with confirms into one quorum queue, one",
         "  consumer acking; latency from publish to consume. The ceiling for any pipeline here.",
         "- **end to end**: a department's publish to `onegrid.intake` until the work order is in the",
@@ -176,17 +203,35 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
         "- **vs raw**: end-to-end events/s divided by the raw ceiling's messages/s.", "",
         "One supervision tick (claiming the due timers from Redis) with two timers per open case,",
         "all in the future but for 10 due before every other tick; median of 200 ticks:", "",
-        "| " + " | ".join(tick_cols) + " |", "|" + "---|" * len(tick_cols),
-        *["| " + " | ".join(row) + " |" for row in tick_rows], "",
+        md_table(tick_cols, tick_rows), "",
         "- Latency at saturation is mostly queueing (the publishers outrun the pipeline); the",
         "  offered-load runs show the latency of one event while the pipeline keeps up.",
         "- **draining a backlog**: the pipeline's capacity with no load generator competing for the",
         "  two cores: events wait in `intake.events` while the services are down; the clock runs",
         "  from starting them (start-up included) to the last work order arriving.",
         f"- queue type: {topology.durable_args()['x-queue-type']} (ONEGRID_QUEUE_TYPE)", "",
+        "![Latency against offered load](bench/latency.png)", "",
     ]
+    save("run", {"when": when, "commit": commit, "machine": m, "event_bytes": size, "publishers": publishers,
+                 "queue_type": topology.durable_args()["x-queue-type"], "raw": run_json(raw),
+                 "runs": [run_json(r) for r in runs], "timer_ticks": ticks})
+    draw(["run"])
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join(lines[2:]))
-    console.print("written to docs/benchmarks.md")
+    console.print("written to docs/benchmarks.md and docs/bench/run.json")
+
+
+def run_json(run: Run) -> dict:
+    """A run's figures for docs/bench/*.json (offered: the load asked for, events/s, if any)."""
+    offered = run.name.split(", ")[-1].removesuffix("/s offered")
+    return {"name": run.name, "messages": run.messages, "per_second": run.per_second,
+            "publish_per_second": run.publish_per_second if run.published > run.started else None,
+            "offered_per_second": float(offered) if offered.isdigit() else None,
+            **({f"p{q}_ms": run.pct(q) for q in (50, 95, 99)} if run.latencies else {})}
+
+
+def md_table(cols: list[str], rows) -> str:
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+                      *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]])
 
 
 BEGIN, END = "<!-- figures: written by make bench -->", "<!-- end of figures -->"

@@ -31,7 +31,14 @@ if port_open "$AMQP_HOST" 5672; then
   say "rabbitmq at $AMQP_HOST:5672 is up"
 elif local_host "$AMQP_HOST"; then
   say "starting rabbitmq-server (takes a few seconds)"
-  rabbitmq-server -detached
+  # every queue and connection holds one of the broker's file handles, and at its limit it
+  # hangs rather than refuses; Debian's wrapper su's to rabbitmq with a soft limit of 1024,
+  # which about 15 tenants' queues and services fill: start it as rabbitmq at the hard limit
+  if [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1; then
+    su rabbitmq -s /bin/sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; rabbitmq-server -detached'
+  else
+    rabbitmq-server -detached
+  fi
   wait_for 90 rabbitmq port_open "$AMQP_HOST" 5672
 else
   echo "services: rabbitmq at $AMQP_HOST:5672 is not reachable" >&2; exit 1

@@ -4,11 +4,12 @@ Docker engine answers; else the local services (`make test` starts them when dow
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
+
+from onegrid.runner import free_port_base  # noqa: F401 - the tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 _containers = []
@@ -41,26 +42,6 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     for container in _containers:
         container.stop()
-
-
-def free_port_base(span: int = 8) -> int:
-    """A base port with `span` free ports after it."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + span < 65000 and all(_free(base + i) for i in range(1, span + 1)):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 @pytest.fixture(scope="session")

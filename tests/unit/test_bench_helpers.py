@@ -1,0 +1,91 @@
+"""Pure helpers of the benchmarks and of ServiceSet's replicas (no broker, no processes)."""
+import os
+
+import pytest
+
+from bench.memory import family
+from bench.run import md_table, run_json
+from bench.scaling import busiest, by_service, cpu_seconds, rss_bytes
+from bench.stats import Run
+from onegrid.runner import SERVICES, ServiceSet, port_of, port_span, replica_name, service_of
+
+P = "og:{zhongyuan-qinling}:"
+
+
+@pytest.mark.parametrize("key, fam", [
+    (P + "case:c-0123456789abcdef", "case:*"),
+    (P + "case:c-0123456789abcdef:timeline", "case:*:timeline"),
+    (P + "case:c-0123456789abcdef:work_orders", "case:*:work_orders"),
+    (P + "wo:w-0123456789abcdef-governance", "wo:*"),
+    (P + "event:0123456789abcdef0123456789abcdef", "event:*"),
+    (P + "idx:status:dispatched", "idx:status:*"),
+    (P + "idx:level:grid", "idx:level:*"),
+    (P + "idx:grid:410102-001-002-003", "idx:grid:*"),
+    (P + "idx:department:public_security", "idx:department:*"),
+    (P + "department:health:queue", "department:*:queue"),
+    (P + "recent:work_safety", "recent:*"),
+    (P + "timers", "timers"),
+    (P + "timers:inflight:due", "timers:inflight:due"),
+    (P + "outbox:due", "outbox:due"),
+    (P + "quarantine:seen:abc123", "quarantine:seen:*"),
+    (P + "stats", "stats"),
+])
+def test_key_family(key, fam):
+    assert family(key, P) == fam
+
+
+def test_replica_names_round_trip():
+    assert replica_name("intake", 1) == "intake" and replica_name("intake", 3) == "intake-3"
+    assert service_of("intake") == ("intake", 1) and service_of("intake-2") == ("intake", 2)
+    for bad in ("intake-1", "intake-x", "nope-2", "nope"):
+        with pytest.raises(KeyError):
+            service_of(bad)
+
+
+def test_ports_of_replicas_are_distinct_and_within_the_span():
+    replicas = {"intake": 3, "routing": 2}
+    span = port_span(replicas)
+    ports = [port_of(9000, s, r) for s in SERVICES for r in (1, 2, 3)]
+    assert len(set(ports)) == len(ports) and all(9000 < p <= 9000 + span for p in ports)
+    assert port_of(9000, "intake") == 9001 and port_of(9000, "routing") == 9002  # the first replicas as ever
+    assert port_span(None) == 1 + len(SERVICES)
+
+
+def test_service_set_instances_and_urls():
+    s = ServiceSet("t-one", "amqp://x/t-one", port_base=9000, services=("intake", "routing"), replicas={"intake": 2})
+    assert s.names == ["intake", "routing"] and s.instances == ["intake", "intake-2", "routing"]
+    assert s.url("intake") == "http://127.0.0.1:9001" and s.url("intake-2") == "http://127.0.0.1:9007"
+    with pytest.raises(ValueError):
+        ServiceSet("t-one", "amqp://x/t-one", services=("intake",), replicas={"routing": 2})
+    with pytest.raises(ValueError):
+        ServiceSet("t-one", "amqp://x/t-one", services=("intake",), replicas={"intake": 0})
+
+
+def test_run_json_and_markdown_table():
+    r = Run("end to end, 400/s offered", 4, started=1.0, published=2.0, finished=3.0, latencies=[0.01, 0.02, 0.03, 0.04])
+    out = run_json(r)
+    assert out["offered_per_second"] == 400.0 and out["per_second"] == 2.0 and out["p50_ms"] == pytest.approx(30.0)
+    assert run_json(Run("end to end, saturated", 1))["offered_per_second"] is None
+    assert md_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_busiest_service_from_cpu():
+    rows = [{"tenants": 1, "process_cpu_percent": {"t/intake": 25.0, "t/routing": 40.0}}]
+    assert busiest(rows) == "routing"
+    assert busiest([]) == "intake"
+    assert by_service({"a/intake": 10.0, "b/intake": 5.0, "a/intake-2": 1.0}) == {"intake": 15.0, "intake-2": 1.0}
+
+
+def test_own_process_figures():
+    assert cpu_seconds(os.getpid()) > 0 and rss_bytes(os.getpid()) > 1 << 20
+    assert cpu_seconds(2 ** 22 + 7) == 0.0  # no such process
+
+
+def test_free_port_base_is_below_the_ephemeral_range_and_free():
+    import socket
+    from onegrid.runner import _ephemeral_low, free_port_base
+    base = free_port_base(20)
+    assert 10_000 <= base and base + 20 < _ephemeral_low()
+    for port in range(base + 1, base + 21):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
