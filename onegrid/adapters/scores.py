@@ -15,7 +15,7 @@ same write as the counters it moved, so a redelivered event changes nothing.
 | `scoring:assess:<month:YYYY-MM or week:YYYY-Www>:<department>` | hash | assessment counters |
 | `scoring:adjust:<month>` | hash | worker -> manual points |
 | `scoring:audit` | list | manual adjustments (JSON), oldest first; `scoring:adjustments` the ids |
-| `scoring:workers` | hash | worker -> grid last credited |
+| `scoring:worker_grids` | hash | worker and grid -> awards there (a worker's grid is where most were earned) |
 """
 from __future__ import annotations
 
@@ -70,8 +70,6 @@ class Scores:
             pipe.set(case_key, json.dumps(out.state, ensure_ascii=False, separators=(",", ":")))
             for parts, field, n in out.counters:
                 pipe.hincrby(self.key(*parts), field, n)
-            for parts, field, value in out.labels:
-                pipe.hset(self.key(*parts), field, value)
             if grid:
                 if weight:
                     pipe.hset(self.key("risk", grid), case_id, weight)
@@ -138,7 +136,7 @@ class Scores:
         return {g: {"colour": c, "score": float(scores.get(g, 0))} for g, c in colours}
 
     def worker_grid(self) -> dict[str, str]:
-        return self.r.hgetall(self.key("workers"))
+        return sc.home_grids(self.r.hgetall(self.key("worker_grids")))
 
     def purge(self) -> int:
         keys = list(self.r.scan_iter(match=self.prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=500))

@@ -197,7 +197,6 @@ def read_event(headers: dict, body: bytes, routing_key: str | None = None) -> Ev
 class Outcome:
     state: dict
     counters: list = field(default_factory=list)  # (key parts, field, increment)
-    labels: list = field(default_factory=list)  # (key parts, field, value): set, not added
     duplicate: bool = False
     tz: timezone = timezone.utc
 
@@ -351,7 +350,8 @@ def _award(state, rule: str, worker, at: float, cfg: Config, out: Outcome, d: di
     month = month_of(at, cfg.tz)
     if worker:
         out.counters.append((("points", month), f"{worker}|{rule}", 1))
-        out.labels.append((("workers",), worker, state.get("grid") or ""))
+        if state.get("grid"):  # counted, not overwritten: the same figure in whatever order events come
+            out.counters.append((("worker_grids",), f"{worker}|{state['grid']}", 1))
     if state.get("grid"):
         out.counters.append((("grid_points", month), f"{state['grid']}|{rule}", 1))
 
@@ -426,6 +426,18 @@ def assessment(c: dict, cfg: Config) -> dict:
 
 def _rate(num: int, den: int, digits: int = 4):
     return round(num / den, digits) if den > 0 else None
+
+
+def home_grids(counts: dict) -> dict[str, str]:
+    """Each worker's grid: where most of their points were earned (ties: the lower code).
+    `counts` maps "<worker>|<grid>" to the awards there."""
+    best: dict[str, tuple[int, str]] = {}
+    for key, n in counts.items():
+        worker, grid = key.rsplit("|", 1)
+        n = int(n)
+        if worker not in best or (n, best[worker][1]) > (best[worker][0], grid):
+            best[worker] = (n, grid)
+    return {w: g for w, (_, g) in best.items()}
 
 
 def rank(scores: dict, limit: int | None = None) -> list[dict]:

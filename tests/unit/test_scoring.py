@@ -217,3 +217,11 @@ def test_read_event_takes_the_snapshot_or_wraps_a_bare_work_order():
     assert (e.id, e.type, e.data["id"]) == ("x2", "case.registered", "c-1")
     with pytest.raises(ValueError):
         sc.read_event({}, b"{}")
+
+
+def test_a_workers_grid_is_where_most_points_were_earned_whatever_the_order():
+    from onegrid.domain.scoring import home_grids
+    counts = {"GW-1|410102-001-001-002": 3, "GW-1|410102-001-001-001": 5, "GW-2|410102-001-002-001": 2,
+              "GW-2|410102-001-001-003": 2}
+    assert home_grids(counts) == {"GW-1": "410102-001-001-001", "GW-2": "410102-001-001-003"}
+    assert home_grids(dict(reversed(list(counts.items())))) == home_grids(counts)
