@@ -1,6 +1,7 @@
 """The benchmarks' figures as pictures. Each benchmark part saves its results as
 docs/bench/<part>.json (`save`); this draws a PNG beside them from whichever of those exist:
-latency.png (bench.run), scaling.png (bench.scaling), memory.png (bench.memory).
+latency.png (bench.run), scaling.png (bench.scaling), memory.png (bench.memory), year.png
+(bench.year).
 docs/benchmarks.md links them. `python -m bench.plot` redraws them all.
 """
 from __future__ import annotations
@@ -177,7 +178,26 @@ def memory(data: dict) -> Path:
     return _finish(fig, "memory.png", _subtitle(data))
 
 
-PLOTS = {"run": latency, "scaling": scaling, "memory": memory}
+def year(data: dict) -> Path:
+    """The year replay over wall time: cases registered, closed, and open at once."""
+    plt = _pyplot()
+    t = [p["s"] / 60 for p in data["timeline"]]
+    fig, ax = plt.subplots(figsize=(9, 4.4))
+    for key, style in (("registered", "-"), ("closed", "--"), ("open", ":")):
+        ax.plot(t, [p[key] for p in data["timeline"]], style, label=f"cases {key}")
+    ax.axhline(data["events"], color="#999", linewidth=0.8)
+    ax.set_xlabel("wall time (minutes)")
+    ax.set_ylabel("cases")
+    ax.set_title(f"A year of Taiyuan replayed: {data['events']:,} reports at {data['rate']:.0f}/s offered, "
+                 f"case clocks x{data['scale']:,.0f}")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _finish(fig, "year.png", _subtitle(data))
+
+
+PLOTS = {"run": latency, "scaling": scaling, "memory": memory, "year": year}
 
 
 def draw(parts=None) -> list[Path]:

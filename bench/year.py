@@ -18,7 +18,6 @@ ONEGRID_TIME_SCALE (3600).
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -31,7 +30,8 @@ from pathlib import Path
 import yaml
 from rich.progress import Progress
 
-from bench.run import write_figures
+from bench.plot import draw, save
+from bench.run import host, write_figures
 from onegrid import ops
 from onegrid.accounting import gather
 from onegrid.contracts import load_strict
@@ -177,12 +177,10 @@ def report(run: dict, stats: dict, case_of: dict, rec, notified: int) -> int:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
-    out = ROOT / "docs" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "year.json").write_text(json.dumps({"when": when, "commit": commit, "events": EVENTS, "rate": RATE,
-                                               "scale": float(SCALE), **run, "summary": dict(zip(summary_cols,
-                                                                                                 summary[0]))},
-                                              ensure_ascii=False, indent=1), encoding="utf-8")
+    save("year", {"when": when, "commit": commit, "machine": host(), "smoke": EVENTS < TAIYUAN["found"],
+                  "events": EVENTS, "rate": RATE, "scale": float(SCALE), **run,
+                  "summary": dict(zip(summary_cols, summary[0])), "closure": [dict(zip(CLOSURE_COLUMNS, r)) for r in rows]})
+    draw(["year"])
     md = lambda cols, rs: ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),  # noqa: E731
                            *["| " + " | ".join(str(c) for c in r) + " |" for r in rs]]
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
@@ -190,8 +188,9 @@ def report(run: dict, stats: dict, case_of: dict, rec, notified: int) -> int:
         f"case clocks x{float(SCALE):,.0f}; every service, 16 simulated departments, grid workers and citizens.", "",
         *md(summary_cols, summary), "", *md(CLOSURE_COLUMNS, rows), "",
         f"Reconciliation: {len(rec.problems)} discrepancies"
-        + ("" if not problems else f"; {'; '.join(problems[:3])}")]), BEGIN, END)
-    console.print("written to docs/benchmarks.md and docs/bench/year.json")
+        + ("" if not problems else f"; {'; '.join(problems[:3])}"), "",
+        "![A year of Taiyuan replayed, over wall time](bench/year.png)"]), BEGIN, END)
+    console.print("written to docs/benchmarks.md, docs/bench/year.json and year.png")
     if problems:
         console.print(f"[red]{len(problems)} problems[/]")
         for p in problems[:20]:

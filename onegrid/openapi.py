@@ -150,7 +150,7 @@ _SCHEMAS = {
     "InvalidRequest": _obj(("error", "fields"), error={"const": "invalid request"}, fields={
         "description": "marshmallow's messages: field name to its problems, or the problems of the whole body."}),
     "Step": _obj(("at", "actor", "action"), at=_STR, actor=_STR, action=_STR, from_state=_STR, to_state=_STR,
-                 note=_STR, work_order=_STR),
+                 note=_STR, work_order=_STR, due={**_NUM, "description": "a supervise step: the deadline (epoch s) that fired"}),
     "Case": _obj(("id", "tenant", "department", "status", "category", "severity", "grid", "summary"),
                  id=_STR, tenant=_STR, department=_STR, event_type=_STR, event_id=_STR, source=_STR,
                  status={"type": "string", "enum": list(CASE_STATES)}, category=_STR, severity=_STR, grid=_STR,

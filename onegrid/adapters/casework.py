@@ -224,6 +224,7 @@ class Casework:
             tx.ops.append(lambda p: p.hset(tx.s.key("wo", wo_id), mapping=encode({flag: 1, f"{kind}_fired": due})))
             line = tx.step("supervision", "supervise", tx.case["status"], tx.case["status"],
                            f"{w['department']}: {verdict.reason}", wo_id)
+            line["due"] = due  # which deadline this was: a firing is unique by work order, kind and due
             tx.out.events.append(("case.supervised", {"step": line, "reason": verdict.reason, "work_order": dict(w),
                                                       "level": tx.case["level"]}))
             tx.set_case(overdue=1)
