@@ -12,7 +12,7 @@ help:
 	@echo "make demo    - a demo county end to end on the local bus, ending with a table"
 	@echo "make test    - unit, integration and end-to-end tests (real RabbitMQ and Redis)"
 	@echo "make unit    - only the tests that need no broker"
-	@echo "make bench   - end-to-end throughput and latency beside the raw broker ceiling"
+	@echo "make bench   - every benchmark in turn (~2.5 h with the full year); BENCH_PARTS=throughput,memory,scaling,profile,year,plot picks"
 	@echo "make chaos   - 10,000 events through killed services and restarted RabbitMQ and Redis, reconciled"
 	@echo "make check   - validate every contract and tenant manifest"
 	@echo "make k8s-check        - render, build and validate deploy/k8s offline (kustomize, schemas, CRDs)"

@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, one after another (they share two cores, so never at once),
 each writing its figures into docs/benchmarks.md and docs/bench/*.json, then the plots.
 
-BENCH_PARTS picks some (comma-separated, in this order): throughput, memory, scaling, year, plot.
+BENCH_PARTS picks some (comma-separated, in this order): throughput, memory, scaling, profile,
+year, plot.
 """
 import importlib
 import os
@@ -10,8 +11,8 @@ import time
 from bench.run import main as throughput
 from onegrid.ui import console
 
-PARTS = {"throughput": throughput, "memory": "bench.memory", "scaling": "bench.scaling", "year": "bench.year",
-         "plot": "bench.plot"}
+PARTS = {"throughput": throughput, "memory": "bench.memory", "scaling": "bench.scaling", "profile": "bench.profile",
+         "year": "bench.year", "plot": "bench.plot"}
 
 
 def main() -> int:

@@ -188,8 +188,8 @@ def year(data: dict) -> Path:
     ax.axhline(data["events"], color="#999", linewidth=0.8)
     ax.set_xlabel("wall time (minutes)")
     ax.set_ylabel("cases")
-    ax.set_title(f"A year of Taiyuan replayed: {data['events']:,} reports at {data['rate']:.0f}/s offered, "
-                 f"case clocks x{data['scale']:,.0f}")
+    ax.set_title(f"Taiyuan replayed: {data['events']:,} reports ({data.get('span', 'the whole year')}) at "
+                 f"{data['rate']:.0f}/s offered, case clocks x{data['scale']:,.0f}", fontsize=10)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)

@@ -97,7 +97,7 @@ class ServiceShape:
     rpc: bool = False  # serves nameko RPC (queue rpc-<name> on nameko-rpc)
     rpc_client: bool = False  # calls other services over RPC (reply queues rpc.reply-<name>-*)
     timer: bool = False
-    routes: tuple[str, ...] = ()  # HTTP routes beyond /health and /metrics
+    routes: tuple[str, ...] = ()  # HTTP routes beyond /health, /metrics and /openapi.json (every service has those)
 
     @property
     def public_http(self) -> bool:
@@ -140,7 +140,7 @@ def service_shapes() -> list[ServiceShape]:
                     rpc = True
                 elif isinstance(ep, Timer):
                     timer = True
-                elif isinstance(ep, HttpRequestHandler) and ep.url not in ("/health", "/metrics"):
+                elif isinstance(ep, HttpRequestHandler) and ep.url not in ("/health", "/metrics", "/openapi.json"):
                     routes.append(f"{ep.method} {ep.url}")
         shapes.append(ServiceShape(name, target, tuple(sorted(queues)), rpc, client, timer, tuple(sorted(routes))))
     return shapes

@@ -89,3 +89,19 @@ def test_free_port_base_is_below_the_ephemeral_range_and_free():
     for port in range(base + 1, base + 21):
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
+
+
+def test_profile_charges_each_sample_to_its_innermost_known_activity():
+    from bench.profile import WAITING, summarise
+    lib, app = "/venv/lib/python3.11/site-packages", "/work/main"  # py-spy names files by their full path
+    collapsed = "\n".join([
+        f"<module> ({lib}/nameko/cli/run.py:1);handle ({app}/services/intake/service.py:80);"
+        f"register ({app}/onegrid/adapters/store.py:40);execute_command ({lib}/redis/client.py:500) 7",
+        f"<module> ({lib}/nameko/cli/run.py:1);handle ({app}/services/intake/service.py:80);"
+        f"admit ({app}/onegrid/domain/intake.py:30) 3",
+        f"<module> ({lib}/nameko/cli/run.py:1);run ({lib}/eventlet/hubs/hub.py:340);wait ({lib}/eventlet/hubs/poll.py:80) 10",
+        f"handle ({app}/services/routing/service.py:50);load ({lib}/marshmallow/schema.py:700);"
+        f"loads (/usr/lib/python3.11/json/decoder.py:10) 2",
+    ])
+    assert summarise(collapsed) == {"Redis (scripts, transactions, socket I/O)": 7, "OneGrid's own code": 3,
+                                    WAITING: 10, "JSON encode/decode": 2}

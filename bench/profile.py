@@ -1,0 +1,118 @@
+"""Where the time goes: py-spy samples intake and routing (the measured path) while they drain
+a backlog, and the samples are summed by what the code was doing (`python -m bench.profile`).
+
+Each sample is charged to one activity, by the innermost frame that tells (a Redis call, a
+publish and its confirm, marshmallow, JSON, ...); a sample in no known library but in OneGrid's
+own code counts as "OneGrid's own code", and one in eventlet's hub with nothing above it as
+waiting. Env: PROFILE_EVENTS (20000), PROFILE_SECONDS (20).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.run import drain_backlogs, md_table, write_figures
+from bench.scaling import Tenants, service_sets, start_all, stop_all
+from onegrid.ui import console, table
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = int(os.environ.get("PROFILE_EVENTS", "20000"))
+SECONDS = int(os.environ.get("PROFILE_SECONDS", "20"))
+BEGIN, END = "<!-- profile: written by python -m bench.profile -->", "<!-- end of profile -->"
+WAITING = "waiting (eventlet hub, nothing to do)"
+# innermost match wins: (activity, substrings of a frame's file path or function)
+ACTIVITIES = [
+    ("Redis (scripts, transactions, socket I/O)", ("/redis/",)),
+    ("publish + wait for the broker's confirm", ("kombu/messaging.py", "onegrid/adapters/bus.py")),
+    ("AMQP frames, acks, consumer (amqp, kombu)", ("/amqp/", "/kombu/")),
+    ("marshmallow (contract validation)", ("/marshmallow/",)),
+    ("JSON encode/decode", ("/json/",)),
+    ("nameko (entrypoints, workers, containers)", ("/nameko/",)),
+    ("prometheus-client (metrics)", ("/prometheus_client/",)),
+    ("eventlet (green threads, sockets)", ("/eventlet/", "/greenlet/")),
+]
+
+
+def activity(stack: list[str]) -> str:
+    for frame in reversed(stack):  # innermost first
+        for name, marks in ACTIVITIES:
+            if any(m in frame for m in marks):
+                if name.startswith("eventlet") and all("/eventlet/" in f or "/greenlet/" in f or "<module>" in f
+                                                       or "nameko/cli" in f for f in stack):
+                    return WAITING
+                return name
+        if "/onegrid/" in frame or "/services/" in frame:
+            return "OneGrid's own code"
+    return "other (interpreter, stdlib)"
+
+
+def summarise(collapsed: str) -> Counter:
+    """py-spy's raw (collapsed) output: `frame;frame;... count` per line, outermost first."""
+    out = Counter()
+    for line in collapsed.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack and n.isdigit():
+            out[activity(stack.split(";"))] += int(n)
+    return out
+
+
+def profile(pids: dict[str, int], seconds: int, tmp: Path) -> dict[str, Counter]:
+    procs = {name: subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
+                                     "--format", "raw", "--nonblocking", "-o", str(tmp / f"{name}.txt")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name, pid in pids.items()}
+    for p in procs.values():
+        p.wait(seconds + 30)
+    return {name: summarise((tmp / f"{name}.txt").read_text()) for name in pids if (tmp / f"{name}.txt").exists()}
+
+
+def main() -> int:
+    if not shutil.which("py-spy"):
+        console.print("[red]py-spy is not installed (pip install -e '.[test]')[/]")
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tenants = Tenants(1, tmp)
+        try:
+            tenants.onboard()
+            sets = service_sets(tenants, 1, ROOT / "run")
+            found: dict[str, dict[str, Counter]] = {}
+
+            def start():
+                start_all(sets, 60)
+                pids = {name: proc.pid for name, proc in sets[0].procs.items()}
+                with console.status(f"py-spy on {', '.join(pids)} for {SECONDS}s while they drain {EVENTS:,} events"):
+                    found.update(profile(pids, SECONDS, tmp))
+
+            loads = [(tenants.simulator(0, 5), tenants.tenants[0])]
+            run, _ = drain_backlogs(loads, lambda: stop_all(sets), start, EVENTS)[0]
+            stop_all(sets)
+        finally:
+            tenants.offboard()
+    return report(found, run)
+
+
+def report(found: dict[str, Counter], run) -> int:
+    rows = []
+    for name, counts in found.items():
+        total = sum(counts.values()) or 1
+        busy = total - counts.get(WAITING, 0)
+        for what, n in counts.most_common():
+            rows.append([name, what, f"{100 * n / total:.0f}%", "—" if what == WAITING else f"{100 * n / busy:.0f}%"])
+    cols = ["service", "what it was doing", "of samples", "of busy samples"]
+    console.print(table(f"Where the time goes (py-spy, {SECONDS}s of a drained backlog)", cols, rows))
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
+        f"Last `python -m bench.profile`: {when}; py-spy at 200 Hz on intake and routing for {SECONDS}s while they "
+        f"drained a backlog of {EVENTS:,} events ({run.per_second:,.0f} events/s over the whole drain).", "",
+        md_table(cols, rows)]), BEGIN, END)
+    return 0 if found else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
