@@ -31,6 +31,11 @@ log = logging.getLogger(__name__)
 ATTEMPT = "x-og-attempt"
 ROUTING_KEY = "x-og-routing-key"
 USER_ID = "x-og-user-id"
+# what the broker and the retry tiers add to a message on its way round again: not part of what
+# the publisher sent, so not part of a quarantined message's identity or its replay
+BOOKKEEPING = frozenset({ATTEMPT, ROUTING_KEY, "x-delivery-count", "x-death", "x-first-death-exchange",
+                         "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange",
+                         "x-last-death-queue", "x-last-death-reason"})
 
 
 @dataclass(frozen=True)

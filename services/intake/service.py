@@ -22,7 +22,7 @@ from onegrid import metrics
 from onegrid.adapters.auth import ANONYMOUS, Unauthorized, authenticate, retry_after
 from onegrid.adapters.gate import REFUSED, Gate
 from onegrid.adapters.providers import Observable, RedisStore, TenantBus, TenantContext
-from onegrid.adapters.reliable import USER_ID, Inbound, reliable_consume
+from onegrid.adapters.reliable import BOOKKEEPING, USER_ID, Inbound, reliable_consume
 from onegrid.adapters.store import now_iso
 from onegrid.contracts import asyncapi
 from onegrid.domain.cases import new_case
@@ -182,7 +182,9 @@ class IntakeService(Observable):
         self.bus.publish(env, case)
 
     def _quarantine(self, raw: RawEvent, rejected: Rejected, who: str | None = None) -> Outcome:
-        headers = {k: v for k, v in raw.headers.items() if k != USER_ID}  # a publisher's own is not to be trusted
+        # a publisher's own user id is not to be trusted; a redelivery's bookkeeping would make
+        # the same message a second entry
+        headers = {k: v for k, v in raw.headers.items() if k != USER_ID and k not in BOOKKEEPING}
         if who:
             headers[USER_ID] = who
         _, entry = self.store.quarantine(raw.body, headers, raw.content_type, raw.routing_key, raw.transport,
