@@ -21,14 +21,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 from kombu import Connection, Queue, binding
 
 from bench.redis_private import PrivateRedis, wait
-from bench.run import write_figures
+from bench.run import md_table, stamp, write_figures
 from onegrid import ops
 from onegrid.accounting import gather
 from onegrid.adapters import topology
@@ -213,14 +212,10 @@ def report(planned, sent, store, log, scores: dict) -> int:
              f"{scores['events']:,} events: " + ("equal" if not scores["differ"] else "DIFFER"), len(problems)]]
     cols = ["published", "cases", "merged", "quarantined", "accounted for", "cases twice", "timers fired twice",
             "supervisions", "scores vs replay", "discrepancies"]
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    when, commit = stamp()
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
         f"Last `make chaos`: {when}, commit {commit or 'uncommitted'}, {EVENTS} events at {RATE:.0f}/s.", "",
-        "| fault | took |", "|---|---|", *[f"| {a} | {b} |" for a, b in log], "",
-        "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
-        *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]]), CHAOS_BEGIN, CHAOS_END)
+        md_table(["fault", "took"], log), "", md_table(cols, rows)]), CHAOS_BEGIN, CHAOS_END)
     console.print(table("Faults", ["fault", "took"], log))
     console.print(table("Reconciliation", cols, rows))
     if problems:

@@ -24,13 +24,12 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 from bench.plot import draw, save
 from bench.redis_private import PrivateRedis
-from bench.run import ROOT, host, md_table, write_figures
+from bench.run import ROOT, host, md_table, stamp, write_figures
 from onegrid.adapters.casework import Casework
 from onegrid.adapters.reliable import Inbound
 from onegrid.adapters.store import Store
@@ -224,7 +223,7 @@ def main() -> int:
 
 
 def report(runs: list[dict], machine: dict, sizes: list[int], closed_n: int, sample: int) -> None:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when, _ = stamp()
     smoke = (",".join(map(str, sizes)), str(closed_n)) != (DEFAULTS["MEMORY_CASES"], DEFAULTS["MEMORY_CLOSED"])
     cols = ["run", "cases", "work orders", "timers", "keys", "used before MiB", "used after MiB", "bytes per case",
             "sum of families per case"]

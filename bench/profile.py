@@ -15,10 +15,9 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.run import drain_backlogs, md_table, write_figures
+from bench.run import drain_backlogs, md_table, stamp, write_figures
 from bench.scaling import Tenants, service_sets, start_all, stop_all
 from onegrid.ui import console, table
 
@@ -124,7 +123,7 @@ def report(found: dict[str, Counter], run) -> int:
             rows.append([name, what, f"{100 * n / total:.0f}%", "—" if what == WAITING else f"{100 * n / busy:.0f}%"])
     cols = ["service", "what it was doing", "of samples", "of busy samples"]
     console.print(table(f"Where the time goes (py-spy, {SECONDS}s of a drained backlog)", cols, rows))
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when, _ = stamp()
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
         f"Last `python -m bench.profile`: {when}; py-spy at 200 Hz on intake and routing for {SECONDS}s while they "
         f"drained a backlog of {EVENTS:,} events ({run.per_second:,.0f} events/s over the whole drain).", "",

@@ -204,8 +204,7 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
                   f"{t['tick with 10 due ms']:.3f}", f"{t['p99 ms']:.2f}", f"{t['MiB']:.0f}"] for t in ticks]
     console.print(table("Timer tick (supervision)", tick_cols, tick_rows))
     m = machine()
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    when, commit = stamp()
     lines = [
         "# Benchmarks", "",
         "Figures written by `make bench` (bench/run.py); the figures below are from the last run. Each run",
@@ -250,6 +249,12 @@ def run_json(run: Run) -> dict:
             "publish_per_second": run.publish_per_second if run.published > run.started else None,
             "offered_per_second": float(offered) if offered.isdigit() else None,
             **({f"p{q}_ms": run.pct(q) for q in (50, 95, 99)} if run.latencies else {})}
+
+
+def stamp() -> tuple[str, str]:
+    """When a benchmark ran (UTC, to the minute) and at which commit ('' outside a git checkout)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit.stdout.strip()
 
 
 def md_table(cols: list[str], rows) -> str:

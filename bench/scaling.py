@@ -24,13 +24,12 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.plot import draw, save
 from bench.raw import ceiling
-from bench.run import ROOT, drain_backlogs, machine, md_table, write_figures
+from bench.run import ROOT, drain_backlogs, machine, md_table, stamp, write_figures
 from onegrid import ops, settings
 from onegrid import provisioning as prov
 from onegrid.adapters import topology
@@ -346,7 +345,7 @@ def main() -> int:
 
 def report(results: dict, total: int, replica_events: int) -> None:
     m = machine()
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when, _ = stamp()
     raw = results["raw"]["per_second"]
     smoke = any(setting(k) != DEFAULTS[k] for k in ("SCALING_TENANTS", "SCALING_EVENTS", "SCALING_REPLICAS",
                                                      "SCALING_REPLICA_EVENTS"))

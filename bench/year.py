@@ -23,19 +23,18 @@ ONEGRID_TIME_SCALE (3600).
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 from rich.progress import Progress
 
 from bench.plot import draw, save
-from bench.run import host, write_figures
+from bench.run import host, md_table, stamp, write_figures
 from onegrid import ops
 from onegrid.accounting import gather
 from onegrid.contracts import load_strict
@@ -185,20 +184,16 @@ def report(run: dict, stats: dict, case_of: dict, rec, notified: int) -> int:
     problems = list(rec.problems)
     if not run["all closed s"]:
         problems.append(f"{total[1] - closed} cases still open after {LIMIT_S:.0f}s")
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
+    when, commit = stamp()
     save("year", {"when": when, "commit": commit, "machine": host(), "span": span(),
                   "events": EVENTS, "rate": RATE, "scale": float(SCALE), **run,
                   "summary": dict(zip(summary_cols, summary[0])), "closure": [dict(zip(CLOSURE_COLUMNS, r)) for r in rows]})
     draw(["year"])
-    md = lambda cols, rs: ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),  # noqa: E731
-                           *["| " + " | ".join(str(c) for c in r) + " |" for r in rs]]
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
         f"Last replay: {when}, commit {commit or 'uncommitted'}; {EVENTS:,} of Taiyuan's {TAIYUAN['found']:,} reports "
         f"({span()}) offered at {RATE:.0f}/s, "
         f"case clocks x{float(SCALE):,.0f}; every service, 16 simulated departments, grid workers and citizens.", "",
-        *md(summary_cols, summary), "", *md(CLOSURE_COLUMNS, rows), "",
+        md_table(summary_cols, summary), "", md_table(CLOSURE_COLUMNS, rows), "",
         f"Reconciliation: {len(rec.problems)} discrepancies"
         + ("" if not problems else f"; {'; '.join(problems[:3])}"), "",
         "![A year of Taiyuan replayed, over wall time](bench/year.png)"]), BEGIN, END)
