@@ -2,17 +2,25 @@
 each writing its figures into docs/benchmarks.md and docs/bench/*.json, then the plots.
 
 BENCH_PARTS picks some (comma-separated, in this order): throughput, memory, scaling, profile,
-year, plot.
+year, geo, plot.
 """
+
 import importlib
 import os
 import time
 
 from bench.run import main as throughput
-from onegrid.ui import console
+from onegrid.cli.ui import console
 
-PARTS = {"throughput": throughput, "memory": "bench.memory", "scaling": "bench.scaling", "profile": "bench.profile",
-         "year": "bench.year", "plot": "bench.plot"}
+PARTS = {
+    "throughput": throughput,
+    "memory": "bench.memory",
+    "scaling": "bench.scaling",
+    "profile": "bench.profile",
+    "year": "bench.year",
+    "geo": "bench.geo",
+    "plot": "bench.plot",
+}
 
 
 def main() -> int:
@@ -27,7 +35,9 @@ def main() -> int:
         started = time.monotonic()
         run = PARTS[part] if callable(PARTS[part]) else importlib.import_module(PARTS[part]).main
         code = run()
-        console.print(f"{part}: {'done' if code == 0 else f'exit {code}'} in {(time.monotonic() - started) / 60:.1f} min")
+        console.print(
+            f"{part}: {'done' if code == 0 else f'exit {code}'} in {(time.monotonic() - started) / 60:.1f} min"
+        )
         if code:
             failed.append(part)
     if failed:

@@ -10,10 +10,12 @@ to show linearity) as used_memory after minus before, and by key family: MEMORY 
 to MEMORY_SAMPLE keys of each family (every key of a smaller family), times the family's
 key count. Then the first MEMORY_CLOSED of the same cases again, on an empty Redis, each
 taken through its whole lifecycle to closed (fixed): every work order accepted and resolved,
-the case verified and the citizen satisfied.
+the case verified and the citizen satisfied; then the same closed cases folded into their
+archived form (onegrid.adapters.redis.archive), measured from the same baseline.
 
 Env: MEMORY_CASES (default 10000,100000), MEMORY_CLOSED (10000; 0 skips), MEMORY_SAMPLE (1000).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,14 +32,16 @@ from types import SimpleNamespace
 from bench.plot import draw, save
 from bench.redis_private import PrivateRedis
 from bench.run import ROOT, host, md_table, stamp, write_figures
-from onegrid.adapters.casework import Casework
-from onegrid.adapters.reliable import Inbound
-from onegrid.adapters.store import Store
-from onegrid.contracts import load_strict
+from onegrid.adapters.geo import locator_for
+from onegrid.adapters.nameko.reliable import Inbound
+from onegrid.adapters.redis.casework import Casework
+from onegrid.adapters.redis.registry import Published
+from onegrid.adapters.redis.store import Store
+from onegrid.app.registry import load_strict
+from onegrid.cli.ui import console, table
 from onegrid.domain.intake import RawEvent
 from onegrid.domain.supervision import policy
-from onegrid.simulator import Simulator
-from onegrid.ui import console, table
+from sim.simulator import Simulator
 
 TENANT = "zhongyuan-qinling"  # the real manifest and id (the key prefix is part of every key's size)
 DEFAULTS = {"MEMORY_CASES": "10000,100000", "MEMORY_CLOSED": "10000", "MEMORY_SAMPLE": "1000"}
@@ -51,7 +55,7 @@ def family(key: str, prefix: str) -> str:
     """The family of a key: its segments after the tenant prefix, each that names one thing
     (a case, a work order, a department, a status...) replaced by `*`:
     og:{t}:case:c-1:timeline -> case:*:timeline, og:{t}:idx:status:dispatched -> idx:status:*."""
-    rest = key[len(prefix):] if key.startswith(prefix) else key
+    rest = key[len(prefix) :] if key.startswith(prefix) else key
     head, *tail = rest.split(":")
     if head == "idx" and tail:  # idx:<kind>:<value>
         return f"idx:{tail[0]}:*"
@@ -63,8 +67,11 @@ def setting(name: str) -> str:
 
 
 def env_sizes() -> tuple[list[int], int, int]:
-    return (sorted(int(n) for n in setting("MEMORY_CASES").split(",")), int(setting("MEMORY_CLOSED")),
-            int(setting("MEMORY_SAMPLE")))
+    return (
+        sorted(int(n) for n in setting("MEMORY_CASES").split(",")),
+        int(setting("MEMORY_CLOSED")),
+        int(setting("MEMORY_SAMPLE")),
+    )
 
 
 warnings.filterwarnings("ignore", message=r"\s+Eventlet is deprecated")  # the services import nameko
@@ -80,6 +87,12 @@ class NullBus:
         if env.type == "case.registered":
             self.registered = (env, data)
 
+    def deferred(self) -> NullBus:  # a batch handler's publisher (Bus.deferred): nothing to flush here
+        return self
+
+    def flush(self) -> int:
+        return 0
+
 
 class County:
     """Intake, routing, departments and supervision in this process, on `store`."""
@@ -89,13 +102,15 @@ class County:
         from services.intake.service import IntakeService
         from services.routing.service import RoutingService
         from services.supervision.service import SupervisionService
+
         self.bus, self.store = NullBus(), store
-        ctx = SimpleNamespace(tenant=tenant, registry=registry)
+        ctx = SimpleNamespace(tenant=tenant, registry=registry, locator=locator_for(tenant.geography))
         work = Casework(store, tenant, policy(tenant), 1.0)
         self.intake, self.routing = IntakeService(), RoutingService()
         self.departments, self.supervision = DepartmentsService(), SupervisionService()
         for svc in (self.intake, self.routing, self.departments, self.supervision):
             svc.ctx, svc.store, svc.work, svc.bus = ctx, store, work, self.bus
+        self.intake.usage = Published(store.r, tenant.id)  # what intake counts per contract version
 
     def register(self, planned) -> list[str]:
         """Each event as intake takes it off `intake.events`, then as routing takes its
@@ -108,7 +123,7 @@ class County:
                 raise RuntimeError(f"event {p.event_id} was not registered: {out}")
             env, case = self.bus.registered
             body = json.dumps(case, ensure_ascii=False, separators=(",", ":")).encode()
-            self.routing.on_case_registered(Inbound(body, env.headers(), "application/json", env.type, False, None))
+            self.routing.on_case_registered([Inbound(body, env.headers(), "application/json", env.type, False, None)])
             ids.append(out.case_id)
         return ids
 
@@ -120,8 +135,9 @@ class County:
         for wo in self.store.work_orders_of(case_id):
             actor = {"actor": f"{wo['department']}-duty"}
             self.departments._act(wo["department"], wo["id"], "accept", actor)
-            self.departments._act(wo["department"], wo["id"], "resolve",
-                                  {**actor, "note": "已现场处置", "evidence_urls": [EVIDENCE]})
+            self.departments._act(
+                wo["department"], wo["id"], "resolve", {**actor, "note": "已现场处置", "evidence_urls": [EVIDENCE]}
+            )
         self.supervision.act(case_id, "verify", "grid-worker", "现场复核", [EVIDENCE])
         self.supervision.act(case_id, "satisfied", "citizen", "满意")
         return True
@@ -159,9 +175,20 @@ def snapshot(store: Store, label: str, state: str, cases: int, baseline: int, sa
     stats = store.stats()
     with console.status(f"{label}: MEMORY USAGE by key family"):
         families = measure(store, sample)
-    return {"label": label, "state": state, "cases": cases, "used_memory_before": baseline, "used_memory_after": used,
-            "bytes_per_case": (used - baseline) / cases, "keys": store.r.dbsize(), "work_orders": stats.get("work_orders", 0),
-            "merged": stats.get("merged", 0), "timers": store.timers.pending(), "seconds": took, "families": families}
+    return {
+        "label": label,
+        "state": state,
+        "cases": cases,
+        "used_memory_before": baseline,
+        "used_memory_after": used,
+        "bytes_per_case": (used - baseline) / cases,
+        "keys": store.r.dbsize(),
+        "work_orders": stats.get("work_orders", 0),
+        "merged": stats.get("merged", 0),
+        "timers": store.timers.pending(),
+        "seconds": took,
+        "families": families,
+    }
 
 
 def planned_in_chunks(sim: Simulator, n: int):
@@ -178,8 +205,11 @@ def run_open(county: County, tenant, registry, sizes: list[int], sample: int, ba
             for chunk in planned_in_chunks(sim, target - done):
                 done += len(county.register(chunk))
                 status.update(f"registered and dispatched {done:,} of {sizes[-1]:,} cases")
-            out.append(snapshot(county.store, f"{target:,} open", "open", target, baseline, sample,
-                                time.perf_counter() - started))
+            out.append(
+                snapshot(
+                    county.store, f"{target:,} open", "open", target, baseline, sample, time.perf_counter() - started
+                )
+            )
             console.print(f"{target:,} open cases: {out[-1]['bytes_per_case']:,.0f} bytes each")
     return out
 
@@ -196,7 +226,23 @@ def run_closed(county: County, tenant, registry, n: int, sample: int, baseline: 
                     status.update(f"registered and closed {done:,} of {n:,} cases")
     snap = snapshot(county.store, f"{n:,} closed", "closed", n, baseline, sample, time.perf_counter() - started)
     snap["closed"] = closed
-    console.print(f"{n:,} cases taken to closed ({closed:,}; the rest merged): {snap['bytes_per_case']:,.0f} bytes each")
+    console.print(
+        f"{n:,} cases taken to closed ({closed:,}; the rest merged): {snap['bytes_per_case']:,.0f} bytes each"
+    )
+    return snap
+
+
+def run_archived(county: County, n: int, sample: int, baseline: int) -> dict:
+    """The closed cases folded into the archive, as supervision does once they are past
+    ONEGRID_ARCHIVE_AFTER_S (here at once: `onegrid archive --all`); same baseline as closed."""
+    started = time.perf_counter()
+    with console.status("archiving"):
+        counts = county.store.archive_all_closed()
+    snap = snapshot(
+        county.store, f"{n:,} closed, archived", "archived", n, baseline, sample, time.perf_counter() - started
+    )
+    snap["archived"] = counts.get("archived", 0)
+    console.print(f"{n:,} cases archived ({counts}): {snap['bytes_per_case']:,.0f} bytes each")
     return snap
 
 
@@ -218,6 +264,7 @@ def main() -> int:
             store.r.flushall()
             baseline = store.r.info("memory")["used_memory"]
             runs.append(run_closed(county, tenant, registry, closed_n, sample, baseline))
+            runs.append(run_archived(county, closed_n, sample, baseline))
     report(runs, {**host(), "redis": version}, sizes, closed_n, sample)
     return 0
 
@@ -225,14 +272,35 @@ def main() -> int:
 def report(runs: list[dict], machine: dict, sizes: list[int], closed_n: int, sample: int) -> None:
     when, _ = stamp()
     smoke = (",".join(map(str, sizes)), str(closed_n)) != (DEFAULTS["MEMORY_CASES"], DEFAULTS["MEMORY_CLOSED"])
-    cols = ["run", "cases", "work orders", "timers", "keys", "used before MiB", "used after MiB", "bytes per case",
-            "sum of families per case"]
-    rows = [[r["label"], f"{r['cases']:,}", f"{r['work_orders']:,}", f"{r['timers']:,}", f"{r['keys']:,}",
-             f"{r['used_memory_before'] / 2**20:.1f}", f"{r['used_memory_after'] / 2**20:.1f}",
-             f"{r['bytes_per_case']:,.0f}", f"{sum(f['bytes'] for f in r['families'].values()) / r['cases']:,.0f}"]
-            for r in runs]
-    fams = sorted({f for r in runs for f in r["families"]},
-                  key=lambda f: -max(r["families"].get(f, {}).get("bytes", 0) / r["cases"] for r in runs))
+    cols = [
+        "run",
+        "cases",
+        "work orders",
+        "timers",
+        "keys",
+        "used before MiB",
+        "used after MiB",
+        "bytes per case",
+        "sum of families per case",
+    ]
+    rows = [
+        [
+            r["label"],
+            f"{r['cases']:,}",
+            f"{r['work_orders']:,}",
+            f"{r['timers']:,}",
+            f"{r['keys']:,}",
+            f"{r['used_memory_before'] / 2**20:.1f}",
+            f"{r['used_memory_after'] / 2**20:.1f}",
+            f"{r['bytes_per_case']:,.0f}",
+            f"{sum(f['bytes'] for f in r['families'].values()) / r['cases']:,.0f}",
+        ]
+        for r in runs
+    ]
+    fams = sorted(
+        {f for r in runs for f in r["families"]},
+        key=lambda f: -max(r["families"].get(f, {}).get("bytes", 0) / r["cases"] for r in runs),
+    )
     fam_cols = ["key family", *(f"{r['label']}: keys/case, bytes/key, bytes/case" for r in runs)]
     fam_rows = [[f"`{f}`", *(_cell(r, f) for r in runs)] for f in fams]
     console.print(table("Redis memory per case", cols, rows))
@@ -242,18 +310,29 @@ def report(runs: list[dict], machine: dict, sizes: list[int], closed_n: int, sam
     lines = [
         f"Last `python -m bench.memory`: {when}; Redis {machine['redis']} (a private redis-server, empty but for this"
         f" county), {machine['cpu']}."
-        + (f" **Smoke size** (MEMORY_CASES={','.join(map(str, sizes))}, MEMORY_CLOSED={closed_n}; the defaults are"
-           f" {DEFAULTS['MEMORY_CASES']} and {DEFAULTS['MEMORY_CLOSED']})." if smoke else ""), "",
-        md_table(cols, rows), "",
+        + (
+            f" **Smoke size** (MEMORY_CASES={','.join(map(str, sizes))}, MEMORY_CLOSED={closed_n}; the defaults are"
+            f" {DEFAULTS['MEMORY_CASES']} and {DEFAULTS['MEMORY_CLOSED']})."
+            if smoke
+            else ""
+        ),
+        "",
+        md_table(cols, rows),
+        "",
         "By key family: keys per case, mean MEMORY USAGE per key (a sample of up to"
-        f" {sample:,} keys of each family), bytes per case:", "",
-        md_table(fam_cols, fam_rows), "",
+        f" {sample:,} keys of each family), bytes per case:",
+        "",
+        md_table(fam_cols, fam_rows),
+        "",
         "- **bytes per case**: used_memory after minus before, divided by the cases; it includes what MEMORY USAGE"
         " does not see (the keyspace's hash tables, the scripts), hence more than the sum of the families.",
         "- **open**: registered by intake and dispatched by routing (work orders, two deadline timers each, the"
         " indexes); **closed**: the same cases taken on to closed (fixed) by the departments, a grid worker and"
-        " the citizen, every lifecycle event announced through the outbox.",
-        "- Not counted: scoring's and notify's keys (points, assessments, parked notifications).", "",
+        " the citizen, every lifecycle event announced through the outbox; **closed, archived**: the same closed"
+        " cases folded into their archived form (`onegrid archive --all`, what supervision does a week after a case"
+        " closed), from the same baseline.",
+        "- Not counted: scoring's and notify's keys (points, assessments, parked notifications).",
+        "",
         "![Redis memory per case](bench/memory.png)",
     ]
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join(lines), BEGIN, END)

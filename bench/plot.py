@@ -4,12 +4,13 @@ latency.png (bench.run), scaling.png (bench.scaling), memory.png (bench.memory),
 (bench.year).
 docs/benchmarks.md links them. `python -m bench.plot` redraws them all.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from onegrid.ui import console
+from onegrid.cli.ui import console
 
 ROOT = Path(__file__).resolve().parent.parent
 DIR = ROOT / "docs" / "bench"
@@ -29,8 +30,10 @@ def load(part: str) -> dict | None:
 
 def _pyplot():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -69,8 +72,13 @@ def latency(data: dict) -> Path:
     left.grid(True, which="both", alpha=0.3)
     right.plot(x, [r["per_second"] for r in offered], "o-", label="end to end achieved")
     top = max(x) * 1.15 if x else raw
-    right.plot([min(x, default=1) * 0.9, top], [min(x, default=1) * 0.9, top], color="#999", linewidth=0.8,
-               label="achieved = offered")
+    right.plot(
+        [min(x, default=1) * 0.9, top],
+        [min(x, default=1) * 0.9, top],
+        color="#999",
+        linewidth=0.8,
+        label="achieved = offered",
+    )
     right.set_yscale("log")
     right.axhline(raw, color="tab:green", linestyle="--", label=f"raw broker ceiling {raw:,.0f} msg/s")
     if drained:
@@ -94,9 +102,18 @@ def scaling(data: dict) -> Path:
         left.plot(n, [t["per_second"] for t in tenants], "o-", label="all tenants, from start-up")
         left.plot(n, [t["per_second_after_first"] for t in tenants], "s--", label="all tenants, from first work order")
         mid = [(t["tenant_min"] + t["tenant_max"]) / 2 for t in tenants]
-        left.errorbar(n, mid, yerr=[[m - t["tenant_min"] for m, t in zip(mid, tenants)],
-                                    [t["tenant_max"] - m for m, t in zip(mid, tenants)]],
-                      fmt="none", ecolor="tab:purple", capsize=5, label="one tenant, slowest…fastest")
+        left.errorbar(
+            n,
+            mid,
+            yerr=[
+                [m - t["tenant_min"] for m, t in zip(mid, tenants, strict=True)],
+                [t["tenant_max"] - m for m, t in zip(mid, tenants, strict=True)],
+            ],
+            fmt="none",
+            ecolor="tab:purple",
+            capsize=5,
+            label="one tenant, slowest…fastest",
+        )
         if raw:
             left.axhline(raw, color="tab:green", linestyle="--", label=f"raw broker ceiling {raw:,.0f} msg/s")
         left.set_xscale("log", base=2)
@@ -112,15 +129,20 @@ def scaling(data: dict) -> Path:
         labels = [str(r["replicas"]) for r in replicas]
         x = range(len(replicas))
         middle.bar([i - 0.2 for i in x], [r["per_second"] for r in replicas], 0.4, label="from start-up")
-        middle.bar([i + 0.2 for i in x], [r["per_second_after_first"] for r in replicas], 0.4,
-                   label="from first work order")
+        middle.bar(
+            [i + 0.2 for i in x], [r["per_second_after_first"] for r in replicas], 0.4, label="from first work order"
+        )
         middle.set_xticks(list(x), labels)
         middle.legend(fontsize=8, loc="lower right")
         parts = [k for k in replicas[-1]["cpu_percent"] if k != "machine (all cores)"]
         width = 0.8 / max(1, len(replicas))
         for j, r in enumerate(replicas):
-            right.bar([i + (j - (len(replicas) - 1) / 2) * width for i in range(len(parts))],
-                      [r["cpu_percent"].get(k, 0.0) for k in parts], width, label=f"{service} x{r['replicas']}")
+            right.bar(
+                [i + (j - (len(replicas) - 1) / 2) * width for i in range(len(parts))],
+                [r["cpu_percent"].get(k, 0.0) for k in parts],
+                width,
+                label=f"{service} x{r['replicas']}",
+            )
         right.set_xticks(range(len(parts)), parts, rotation=20, fontsize=8)
         right.legend(fontsize=8)
     middle.set_xlabel(f"{service} replicas (one tenant)")
@@ -138,8 +160,10 @@ def memory(data: dict) -> Path:
     plt = _pyplot()
     runs = data["runs"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [3, 2]})
-    families = sorted({f for r in runs for f in r["families"]},
-                      key=lambda f: -max(r["families"].get(f, {}).get("bytes", 0) / r["cases"] for r in runs))
+    families = sorted(
+        {f for r in runs for f in r["families"]},
+        key=lambda f: -max(r["families"].get(f, {}).get("bytes", 0) / r["cases"] for r in runs),
+    )
     major = families[:8]
     labels = [r["label"] for r in runs]
     start = [0.0] * len(runs)
@@ -150,7 +174,7 @@ def memory(data: dict) -> Path:
         else:
             values = [r["families"].get(fam, {}).get("bytes", 0) / r["cases"] for r in runs]
         left.barh(labels, values, left=start, color=colours[i % 10] if fam != "other families" else "#bbb", label=fam)
-        start = [a + b for a, b in zip(start, values)]
+        start = [a + b for a, b in zip(start, values, strict=True)]
     left.plot([r["bytes_per_case"] for r in runs], labels, "k|", markersize=18, label="used_memory delta per case")
     left.invert_yaxis()
     left.set_xlabel("bytes per case")
@@ -158,16 +182,31 @@ def memory(data: dict) -> Path:
     left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=4)
     left.grid(True, axis="x", alpha=0.3)
     opened = [r for r in runs if r["state"] == "open"]
-    right.plot([r["cases"] for r in opened], [(r["used_memory_after"] - r["used_memory_before"]) / 2**20 for r in opened],
-               "o", label="open cases")
+    right.plot(
+        [r["cases"] for r in opened],
+        [(r["used_memory_after"] - r["used_memory_before"]) / 2**20 for r in opened],
+        "o",
+        label="open cases",
+    )
     if opened:  # proportional to the largest run: a straight line through the origin
         last = opened[-1]
-        right.plot([0, last["cases"]], [0, (last["used_memory_after"] - last["used_memory_before"]) / 2**20],
-                   color="#999", linestyle="--", linewidth=0.8, label=f"{last['bytes_per_case']:,.0f} bytes per case")
+        right.plot(
+            [0, last["cases"]],
+            [0, (last["used_memory_after"] - last["used_memory_before"]) / 2**20],
+            color="#999",
+            linestyle="--",
+            linewidth=0.8,
+            label=f"{last['bytes_per_case']:,.0f} bytes per case",
+        )
     closed = [r for r in runs if r["state"] == "closed"]
     if closed:
-        right.plot([r["cases"] for r in closed], [(r["used_memory_after"] - r["used_memory_before"]) / 2**20
-                                                  for r in closed], "s", color="tab:red", label="closed cases")
+        right.plot(
+            [r["cases"] for r in closed],
+            [(r["used_memory_after"] - r["used_memory_before"]) / 2**20 for r in closed],
+            "s",
+            color="tab:red",
+            label="closed cases",
+        )
     right.set_xlabel("cases")
     right.set_ylabel("used_memory growth (MiB)")
     right.set_title("Linearity")
@@ -188,8 +227,11 @@ def year(data: dict) -> Path:
     ax.axhline(data["events"], color="#999", linewidth=0.8)
     ax.set_xlabel("wall time (minutes)")
     ax.set_ylabel("cases")
-    ax.set_title(f"Taiyuan replayed: {data['events']:,} reports ({data.get('span', 'the whole year')}) at "
-                 f"{data['rate']:.0f}/s offered, case clocks x{data['scale']:,.0f}", fontsize=10)
+    ax.set_title(
+        f"Taiyuan replayed: {data['events']:,} reports ({data.get('span', 'the whole year')}) at "
+        f"{data['rate']:.0f}/s offered, case clocks x{data['scale']:,.0f}",
+        fontsize=10,
+    )
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)

@@ -7,6 +7,7 @@ green socket waiting inside a Redis call is Redis time); a sample in no known li
 OneGrid's own code counts as "OneGrid's own code", and one in eventlet's hub with nothing
 above it as waiting. Env: PROFILE_EVENTS (20000), PROFILE_SECONDS (20).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bench.run import drain_backlogs, md_table, stamp, write_figures
 from bench.scaling import Tenants, service_sets, start_all, stop_all
-from onegrid.ui import console, table
+from onegrid.cli.ui import console, table
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = int(os.environ.get("PROFILE_EVENTS", "20000"))
@@ -29,7 +30,7 @@ WAITING = "waiting (eventlet hub, nothing to do)"
 # innermost match wins: (activity, substrings of a frame's file path or function)
 ACTIVITIES = [
     ("Redis (scripts, transactions, socket I/O)", ("redis/",)),
-    ("publishing (kombu Producer, OneGrid's bus)", ("kombu/messaging.py", "onegrid/adapters/bus.py")),
+    ("publishing (kombu Producer, OneGrid's bus)", ("kombu/messaging.py", "onegrid/adapters/amqp/bus.py")),
     ("AMQP I/O: frames, publisher confirms, acks (amqp, kombu)", ("amqp/", "kombu/")),
     ("marshmallow (contract validation)", ("marshmallow/",)),
     ("JSON encode/decode", ("json/",)),
@@ -79,10 +80,28 @@ def py_spy() -> str | None:
 
 
 def profile(pids: dict[str, int], seconds: int, tmp: Path) -> dict[str, Counter]:
-    procs = {name: subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "200",
-                                     "--format", "raw", "--nonblocking", "-o", str(tmp / f"{name}.txt")],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for name, pid in pids.items()}
+    procs = {
+        name: subprocess.Popen(
+            [
+                py_spy(),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-o",
+                str(tmp / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+    }
     for p in procs.values():
         p.wait(seconds + 30)
     return {name: summarise((tmp / f"{name}.txt").read_text()) for name in pids if (tmp / f"{name}.txt").exists()}
@@ -124,10 +143,20 @@ def report(found: dict[str, Counter], run) -> int:
     cols = ["service", "what it was doing", "of samples", "of busy samples"]
     console.print(table(f"Where the time goes (py-spy, {SECONDS}s of a drained backlog)", cols, rows))
     when, _ = stamp()
-    write_figures(ROOT / "docs" / "benchmarks.md", "\n".join([
-        f"Last `python -m bench.profile`: {when}; py-spy at 200 Hz on intake and routing for {SECONDS}s while they "
-        f"drained a backlog of {EVENTS:,} events ({run.per_second:,.0f} events/s over the whole drain).", "",
-        md_table(cols, rows)]), BEGIN, END)
+    write_figures(
+        ROOT / "docs" / "benchmarks.md",
+        "\n".join(
+            [
+                f"Last `python -m bench.profile`: {when}; py-spy at 200 Hz on intake and routing for {SECONDS}s "
+                f"while they drained a backlog of {EVENTS:,} events "
+                f"({run.per_second:,.0f} events/s over the whole drain).",
+                "",
+                md_table(cols, rows),
+            ]
+        ),
+        BEGIN,
+        END,
+    )
     return 0 if found else 1
 
 

@@ -1,5 +1,6 @@
 """The raw broker ceiling: kombu publish -> queue -> consume+ack, nothing else, with the same
 message size, publisher confirms, persistence and queue type as a department event."""
+
 from __future__ import annotations
 
 import threading
@@ -46,8 +47,14 @@ def ceiling(uri: str, messages: int, size: int, publishers: int, queue_args: dic
             producer = conn.Producer()
             for n in part:
                 sent_at[n] = time.time()
-                producer.publish(body, routing_key=queue.name, headers={"n": n}, content_type="application/json",
-                                 content_encoding="binary", delivery_mode=2)
+                producer.publish(
+                    body,
+                    routing_key=queue.name,
+                    headers={"n": n},
+                    content_type="application/json",
+                    content_encoding="binary",
+                    delivery_mode=2,
+                )
 
     consumer = threading.Thread(target=consume, daemon=True)
     consumer.start()

@@ -1,6 +1,7 @@
 """A redis-server of a benchmark's own on a spare port: its figures are clean of other
 tenants' keys, and restarting it disturbs nobody (make chaos restarts one; bench.memory
 measures one)."""
+
 from __future__ import annotations
 
 import socket
@@ -28,11 +29,29 @@ class PrivateRedis:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)
 
-    def start(self) -> "PrivateRedis":
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else ["--appendonly", "no"]
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", *persistence,
-                        "--save", "", "--dir", str(self.dir), "--daemonize", "yes",
-                        "--logfile", str(self.dir / "redis.log")], check=True)
+    def start(self) -> PrivateRedis:
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else ["--appendonly", "no"]
+        )
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                *persistence,
+                "--save",
+                "",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "yes",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            check=True,
+        )
         wait(lambda: self.client().ping(), "private redis")
         return self
 
@@ -47,7 +66,7 @@ class PrivateRedis:
         except redis.ConnectionError:
             pass
 
-    def __enter__(self) -> "PrivateRedis":
+    def __enter__(self) -> PrivateRedis:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ same broker, written to docs/benchmarks.md.
 Env: BENCH_EVENTS (default 10000), BENCH_PUBLISHERS (4), BENCH_RATES (offered loads, 200,400,600),
 ONEGRID_QUEUE_TYPE (quorum, or classic).
 """
+
 from __future__ import annotations
 
 import os
@@ -14,23 +15,27 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-
 
 from bench.plot import draw, save
 from bench.raw import ceiling, consume_until
 from bench.stats import Run
 from bench.timers import run as timer_ticks
-from onegrid import ops, settings
-from onegrid.adapters import topology
-from onegrid.adapters.management import Management
-from onegrid.contracts import load_strict
+from onegrid.adapters.amqp import topology
+from onegrid.adapters.amqp.management import Management
+from onegrid.app.registry import load_strict
+from onegrid.cli.ui import console, table
 from onegrid.domain.cases import case_id
 from onegrid.domain.intake import identity
-from onegrid.runner import ServiceSet
-from onegrid.simulator import Simulator
-from onegrid.ui import console, table
+from onegrid.kernel import settings
+from onegrid.kernel.tenant import Tenant
+from onegrid.operator import ops
+from sim.runner import ServiceSet
+from sim.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +46,10 @@ def end_to_end(sim: Simulator, tenant, events: int, publishers: int, rate: float
     run = Run(name, events)
     arrived = collect_work_orders(sim.uri, tenant, wanted, run, done)
     time.sleep(0.5)
-    with console.status(f"{name}: {events} events, {publishers} publishers"
-                        + (f", {rate:.0f}/s offered" if rate else ", as fast as confirms allow")):
+    with console.status(
+        f"{name}: {events} events, {publishers} publishers"
+        + (f", {rate:.0f}/s offered" if rate else ", as fast as confirms allow")
+    ):
         run.started = time.perf_counter()
         sent = sim.publish(planned, threads=publishers, rate=rate)
         run.published = time.perf_counter()
@@ -75,24 +82,85 @@ def collect_work_orders(uri: str, tenant, wanted: set, run: Run, done: threading
 def _event_id(body: bytes) -> str | None:
     marker = b'"event_id":"'
     start = body.find(marker)
-    return body[start + len(marker): body.index(b'"', start + len(marker))].decode() if start >= 0 else None
+    return body[start + len(marker) : body.index(b'"', start + len(marker))].decode() if start >= 0 else None
 
 
 def host() -> dict:
     """This machine: CPU, cores, memory, kernel, Python."""
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    mem = next((int(line.split()[1]) // 1024 // 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "kernel": platform.release()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024 // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 def machine() -> dict:
     """This machine and the broker's and Redis's versions."""
     rabbit = Management(settings.management_url()).overview()
     redis_v = ops.store("x").r.info("server")["redis_version"]
-    return {**host(), "rabbitmq": rabbit.get("rabbitmq_version"), "erlang": rabbit.get("erlang_version"),
-            "redis": redis_v}
+    return {
+        **host(),
+        "rabbitmq": rabbit.get("rabbitmq_version"),
+        "erlang": rabbit.get("erlang_version"),
+        "redis": redis_v,
+    }
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A throwaway tenant for a benchmark: its broker URI, a simulator, and intake and routing
+    (the measured path; the other services consume beside it, not on it), not yet started."""
+
+    tenant: Tenant
+    uri: str
+    sim: Simulator
+    services: ServiceSet
+
+
+@contextmanager
+def pipeline(seed: int) -> Iterator[Pipeline]:
+    """A clone of zhongyuan-qinling under a fresh id, onboarded; afterwards its services are
+    stopped and it is offboarded (its users, vhost, Redis user and keys)."""
+    tenant_id = f"bench-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        # no duplicate merging: every benchmark event must reach a department's queue
+        contracts = ops.clone_tenant(
+            ROOT / "contracts",
+            "zhongyuan-qinling",
+            tenant_id,
+            Path(tmp) / "contracts",
+            {"lifecycle": {"duplicates": {"window": "1s", "distance_m": 0}}},
+        )
+        registry = load_strict(contracts)
+        tenant = registry.tenants[tenant_id]
+        ops.onboard(tenant, reset=True)
+        uri = ops.uri(tenant_id)
+        services = ServiceSet(
+            tenant_id, uri, log_dir=ROOT / "run", env={"CONTRACTS_DIR": str(contracts)}, services=("intake", "routing")
+        )
+        try:
+            yield Pipeline(tenant, uri, Simulator(tenant, uri, registry=registry, seed=seed), services)
+        finally:
+            services.stop()
+            ops.offboard(tenant_id, delete_data=True, force=True)
 
 
 def drain_backlog(sim: Simulator, tenant, services: ServiceSet, events: int) -> Run:
@@ -137,17 +205,19 @@ def drain_backlogs(loads: list, stop, start, events: int, timeout: float = 600) 
         wanted.append({p.event_id for p in planned})
         out.append((run, collect_work_orders(sim.uri, tenant, wanted[-1], run, done)))
         dones.append(done)
-    with console.status(f"draining a backlog of {events * len(loads)} events"
-                        + (f" over {len(loads)} tenants" if len(loads) > 1 else "")):
+    with console.status(
+        f"draining a backlog of {events * len(loads)} events"
+        + (f" over {len(loads)} tenants" if len(loads) > 1 else "")
+    ):
         started = time.perf_counter()
         start()
         deadline = started + timeout
-        for (_, tenant, planned), done, want, (run, arrived) in zip(backlog, dones, wanted, out):
+        for (_, tenant, planned), done, want, (run, arrived) in zip(backlog, dones, wanted, out, strict=True):
             while not done.wait(min(2.0, max(0.0, deadline - time.perf_counter()))):
                 if time.perf_counter() >= deadline:
                     break
                 _forget_merged(tenant, planned, want, arrived, run, done)
-    for (run, arrived), done in zip(out, dones):
+    for (run, arrived), done in zip(out, dones, strict=True):
         run.started = run.published = started
         if not done.is_set():
             console.print(f"[red]only {len(arrived)}/{run.messages} work orders arrived in {timeout:.0f}s[/]")
@@ -159,35 +229,20 @@ def main() -> int:
     events = int(os.environ.get("BENCH_EVENTS", "10000"))
     publishers = int(os.environ.get("BENCH_PUBLISHERS", "4"))
     rates = [float(r) for r in os.environ.get("BENCH_RATES", "200,400,600").split(",")]
-    tenant_id = f"bench-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        # no duplicate merging: every benchmark event must reach a department's queue
-        contracts = ops.clone_tenant(ROOT / "contracts", "zhongyuan-qinling", tenant_id, Path(tmp) / "contracts",
-                                     {"lifecycle": {"duplicates": {"window": "1s", "distance_m": 0}}})
-        registry = load_strict(contracts)
-        tenant = registry.tenants[tenant_id]
-        ops.onboard(tenant, reset=True)
-        uri = ops.uri(tenant_id)
-        sim = Simulator(tenant, uri, registry=registry, seed=99)
+    with pipeline(seed=99) as bench:
+        sim, tenant, services = bench.sim, bench.tenant, bench.services
         size = sum(len(p.body) for p in sim.plan(200)) // 200
-        # the measured path: intake and routing (the other services consume beside it, not on it)
-        services = ServiceSet(tenant_id, uri, log_dir=ROOT / "run", env={"CONTRACTS_DIR": str(contracts)},
-                              services=("intake", "routing"))
         runs = []
-        try:
-            with console.status("raw broker ceiling"):
-                raw = ceiling(uri, events, size, publishers, topology.durable_args())
-            console.print(f"raw ceiling: {raw.per_second:,.0f} msg/s")
-            with console.status("starting services"):
-                services.start()
-            end_to_end(sim, tenant, 500, publishers, 0, "warm-up")
-            runs.append(end_to_end(sim, tenant, events, publishers, 0, "end to end, saturated"))
-            for rate in rates:
-                runs.append(end_to_end(sim, tenant, int(rate * 10), 1, rate, f"end to end, {rate:.0f}/s offered"))
-            runs.append(drain_backlog(sim, tenant, services, events))
-        finally:
-            services.stop()
-            ops.offboard(tenant_id, delete_data=True, force=True)  # its users, vhost, Redis user and keys
+        with console.status("raw broker ceiling"):
+            raw = ceiling(bench.uri, events, size, publishers, topology.durable_args())
+        console.print(f"raw ceiling: {raw.per_second:,.0f} msg/s")
+        with console.status("starting services"):
+            services.start()
+        end_to_end(sim, tenant, 500, publishers, 0, "warm-up")
+        runs.append(end_to_end(sim, tenant, events, publishers, 0, "end to end, saturated"))
+        for rate in rates:
+            runs.append(end_to_end(sim, tenant, int(rate * 10), 1, rate, f"end to end, {rate:.0f}/s offered"))
+        runs.append(drain_backlog(sim, tenant, services, events))
     sizes = [int(x) for x in os.environ.get("BENCH_TIMER_SIZES", "10000,100000,1000000").split(",")]
     report(raw, runs, size, publishers, timer_ticks(sizes))
     return 0
@@ -195,26 +250,47 @@ def main() -> int:
 
 def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[dict]) -> None:
     cols = ["run", "messages", "publish/s", "end-to-end/s", "p50 ms", "p95 ms", "p99 ms", "vs raw"]
-    rows = [[r.name, r.messages, f"{r.publish_per_second:,.0f}" if r.published > r.started else "—",
-             f"{r.per_second:,.0f}", *(f"{r.pct(q):.1f}" if r.latencies else "—" for q in (50, 95, 99)),
-             f"{r.per_second / raw.per_second:.2f}"] for r in [raw] + runs]
+    rows = [
+        [
+            r.name,
+            r.messages,
+            f"{r.publish_per_second:,.0f}" if r.published > r.started else "—",
+            f"{r.per_second:,.0f}",
+            *(f"{r.pct(q):.1f}" if r.latencies else "—" for q in (50, 95, 99)),
+            f"{r.per_second / raw.per_second:.2f}",
+        ]
+        for r in [raw] + runs
+    ]
     console.print(table("Benchmark", cols, rows))
     tick_cols = ["open cases", "timers", "idle tick ms", "tick with 10 due ms", "p99 ms", "MiB"]
-    tick_rows = [[f"{t['open cases']:,}", f"{t['timers']:,}", f"{t['idle tick ms']:.3f}",
-                  f"{t['tick with 10 due ms']:.3f}", f"{t['p99 ms']:.2f}", f"{t['MiB']:.0f}"] for t in ticks]
+    tick_rows = [
+        [
+            f"{t['open cases']:,}",
+            f"{t['timers']:,}",
+            f"{t['idle tick ms']:.3f}",
+            f"{t['tick with 10 due ms']:.3f}",
+            f"{t['p99 ms']:.2f}",
+            f"{t['MiB']:.0f}",
+        ]
+        for t in ticks
+    ]
     console.print(table("Timer tick (supervision)", tick_cols, tick_rows))
     m = machine()
     when, commit = stamp()
     lines = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         "Figures written by `make bench` (bench/run.py); the figures below are from the last run. Each run",
-        "measures the raw broker ceiling and OneGrid end to end in one go, on the same broker.", "",
+        "measures the raw broker ceiling and OneGrid end to end in one go, on the same broker.",
+        "",
         f"- when: {when}, commit {commit or 'uncommitted'}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Linux {m['kernel']}",
         f"- RabbitMQ {m['rabbitmq']} (Erlang {m['erlang']}), Redis {m['redis']}, Python {m['python']}",
         f"- events: ~{size} bytes of JSON each, persistent, quorum queues, publisher confirms,"
-        f" {publishers} publisher threads; the services as `nameko run` processes on the same machine", "",
-        md_table(cols, rows), "",
+        f" {publishers} publisher threads; the services as `nameko run` processes on the same machine",
+        "",
+        md_table(cols, rows),
+        "",
         "- **raw kombu publish -> consume**: publishers with confirms into one quorum queue, one",
         "  consumer acking; latency from publish to consume. The ceiling for any pipeline here.",
         "- **end to end**: a department's publish to `onegrid.intake` until the work order is in the",
@@ -222,21 +298,37 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
         "  validates against the contract and registers the case in Redis, emits `case.registered`",
         "  with confirms; routing evaluates the routing table, records the work orders and puts each",
         "  on its department's queue with confirms. Two hops through the broker, two through Redis.",
-        "- **vs raw**: end-to-end events/s divided by the raw ceiling's messages/s.", "",
+        "- **vs raw**: end-to-end events/s divided by the raw ceiling's messages/s.",
+        "",
         "One supervision tick (claiming the due timers from Redis) with two timers per open case,",
-        "all in the future but for 10 due before every other tick; median of 200 ticks:", "",
-        md_table(tick_cols, tick_rows), "",
+        "all in the future but for 10 due before every other tick; median of 200 ticks:",
+        "",
+        md_table(tick_cols, tick_rows),
+        "",
         "- Latency at saturation is mostly queueing (the publishers outrun the pipeline); the",
         "  offered-load runs show the latency of one event while the pipeline keeps up.",
         "- **draining a backlog**: the pipeline's capacity with no load generator competing for the",
         "  two cores: events wait in `intake.events` while the services are down; the clock runs",
         "  from starting them (start-up included) to the last work order arriving.",
-        f"- queue type: {topology.durable_args()['x-queue-type']} (ONEGRID_QUEUE_TYPE)", "",
-        "![Latency against offered load](bench/latency.png)", "",
+        f"- queue type: {topology.durable_args()['x-queue-type']} (ONEGRID_QUEUE_TYPE)",
+        "",
+        "![Latency against offered load](bench/latency.png)",
+        "",
     ]
-    save("run", {"when": when, "commit": commit, "machine": m, "event_bytes": size, "publishers": publishers,
-                 "queue_type": topology.durable_args()["x-queue-type"], "raw": run_json(raw),
-                 "runs": [run_json(r) for r in runs], "timer_ticks": ticks})
+    save(
+        "run",
+        {
+            "when": when,
+            "commit": commit,
+            "machine": m,
+            "event_bytes": size,
+            "publishers": publishers,
+            "queue_type": topology.durable_args()["x-queue-type"],
+            "raw": run_json(raw),
+            "runs": [run_json(r) for r in runs],
+            "timer_ticks": ticks,
+        },
+    )
     draw(["run"])
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join(lines[2:]))
     console.print("written to docs/benchmarks.md and docs/bench/run.json")
@@ -245,21 +337,30 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
 def run_json(run: Run) -> dict:
     """A run's figures for docs/bench/*.json (offered: the load asked for, events/s, if any)."""
     offered = run.name.split(", ")[-1].removesuffix("/s offered")
-    return {"name": run.name, "messages": run.messages, "per_second": run.per_second,
-            "publish_per_second": run.publish_per_second if run.published > run.started else None,
-            "offered_per_second": float(offered) if offered.isdigit() else None,
-            **({f"p{q}_ms": run.pct(q) for q in (50, 95, 99)} if run.latencies else {})}
+    return {
+        "name": run.name,
+        "messages": run.messages,
+        "per_second": run.per_second,
+        "publish_per_second": run.publish_per_second if run.published > run.started else None,
+        "offered_per_second": float(offered) if offered.isdigit() else None,
+        **({f"p{q}_ms": run.pct(q) for q in (50, 95, 99)} if run.latencies else {}),
+    }
 
 
 def stamp() -> tuple[str, str]:
     """When a benchmark ran (UTC, to the minute) and at which commit ('' outside a git checkout)."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit.stdout.strip()
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), commit.stdout.strip()
 
 
 def md_table(cols: list[str], rows) -> str:
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
-                      *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]])
+    return "\n".join(
+        [
+            "| " + " | ".join(cols) + " |",
+            "|" + "---|" * len(cols),
+            *["| " + " | ".join(str(c) for c in row) + " |" for row in rows],
+        ]
+    )
 
 
 BEGIN, END = "<!-- figures: written by make bench -->", "<!-- end of figures -->"

@@ -16,6 +16,7 @@ the service of the measured path with the most CPU in the one-tenant run, else i
 profiled in docs/benchmarks.md), SCALING_RAW_MESSAGES (10000), SCALING_START_TIMEOUT (300 s),
 SCALING_FORCE (0; 1 runs tenant counts that look too many for the broker's file handles).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,18 +31,26 @@ from urllib.parse import urlparse
 from bench.plot import draw, save
 from bench.raw import ceiling
 from bench.run import ROOT, drain_backlogs, machine, md_table, stamp, write_figures
-from onegrid import ops, settings
-from onegrid import provisioning as prov
-from onegrid.adapters import topology
-from onegrid.adapters.management import Management
-from onegrid.contracts import load_strict
-from onegrid.runner import ServiceSet, free_port_base, port_span
-from onegrid.simulator import Simulator
-from onegrid.ui import console, table
+from onegrid.adapters.amqp import topology
+from onegrid.adapters.amqp.management import Management
+from onegrid.app.registry import load_strict
+from onegrid.cli.ui import console, table
+from onegrid.kernel import settings
+from onegrid.operator import ops
+from onegrid.operator import provisioning as prov
+from sim.runner import ServiceSet, free_port_base, port_span
+from sim.simulator import Simulator
 
-DEFAULTS = {"SCALING_TENANTS": "1,4,16", "SCALING_EVENTS": "16000", "SCALING_REPLICAS": "1,2",
-            "SCALING_REPLICA_EVENTS": "10000", "SCALING_SERVICE": "auto", "SCALING_RAW_MESSAGES": "10000",
-            "SCALING_START_TIMEOUT": "300", "SCALING_FORCE": "0"}
+DEFAULTS = {
+    "SCALING_TENANTS": "1,4,16",
+    "SCALING_EVENTS": "16000",
+    "SCALING_REPLICAS": "1,2",
+    "SCALING_REPLICA_EVENTS": "10000",
+    "SCALING_SERVICE": "auto",
+    "SCALING_RAW_MESSAGES": "10000",
+    "SCALING_START_TIMEOUT": "300",
+    "SCALING_FORCE": "0",
+}
 BEGIN, END = "<!-- scaling: written by python -m bench.scaling -->", "<!-- end of scaling -->"
 MEASURED = ("intake", "routing")  # the measured path, as in bench.run
 TICK = os.sysconf("SC_CLK_TCK")
@@ -109,8 +118,10 @@ class CpuSampler:
 
     def __init__(self, sets: list[ServiceSet], interval: float = 0.25):
         port = f":{urlparse(settings.redis_url()).port or 6379}"
-        self.others = {"rabbitmq": pids_named("beam.smp"),
-                       "redis": [p for p in pids_named("redis-server") if port in _cmdline(p)]}
+        self.others = {
+            "rabbitmq": pids_named("beam.smp"),
+            "redis": [p for p in pids_named("redis-server") if port in _cmdline(p)],
+        }
         self.sets, self.interval = sets, interval
         self.samples: list[tuple[float, dict[str, float], tuple[int, int]]] = []
         self.done = threading.Event()
@@ -125,7 +136,7 @@ class CpuSampler:
         while not self.done.wait(self.interval):
             self.sample()
 
-    def __enter__(self) -> "CpuSampler":
+    def __enter__(self) -> CpuSampler:
         self.sample()
         self.thread.start()
         return self
@@ -151,7 +162,7 @@ def processes(sets: list[ServiceSet]) -> dict[str, int]:
 
 # -- what the broker can take -------------------------------------------------------------
 CONNECTIONS_PER_PROCESS = 18  # a nameko consumer connection, the bus's pool of up to 16, one more
-FD_RESERVE = 97               # RabbitMQ keeps this many of its open-file limit for itself
+FD_RESERVE = 97  # RabbitMQ keeps this many of its open-file limit for itself
 
 
 def broker_budget() -> dict:
@@ -161,8 +172,11 @@ def broker_budget() -> dict:
     mgmt = Management(settings.management_url())
     node = (mgmt._get("/nodes") or [{}])[0]
     totals = mgmt.overview().get("object_totals", {})
-    return {"limit": int(node.get("fd_total") or 0) - FD_RESERVE, "queues": int(totals.get("queues", 0)),
-            "connections": int(totals.get("connections", 0))}
+    return {
+        "limit": int(node.get("fd_total") or 0) - FD_RESERVE,
+        "queues": int(totals.get("queues", 0)),
+        "connections": int(totals.get("connections", 0)),
+    }
 
 
 def handles_needed(tenants: int, queues_per_tenant: int, processes_per_tenant: int) -> int:
@@ -202,8 +216,13 @@ class Tenants:
         self.onboarded: list[str] = []
         self.contracts = Path(tmp) / "contracts"
         for tenant_id in self.ids:
-            ops.clone_tenant(ROOT / "contracts", "zhongyuan-qinling", tenant_id, self.contracts,
-                             {"lifecycle": {"duplicates": {"window": "1s", "distance_m": 0}}})
+            ops.clone_tenant(
+                ROOT / "contracts",
+                "zhongyuan-qinling",
+                tenant_id,
+                self.contracts,
+                {"lifecycle": {"duplicates": {"window": "1s", "distance_m": 0}}},
+            )
         self.registry = load_strict(self.contracts)
         self.tenants = [self.registry.tenants[t] for t in self.ids]
 
@@ -231,9 +250,18 @@ class Tenants:
 def service_sets(tenants: Tenants, n: int, log_dir: Path, replicas: dict | None = None) -> list[ServiceSet]:
     span = port_span(replicas)
     base = free_port_base(span * n)
-    return [ServiceSet(t, ops.uri(t), port_base=base + i * span, log_dir=log_dir, services=MEASURED,
-                       env={"CONTRACTS_DIR": str(tenants.contracts)}, replicas=replicas)
-            for i, t in enumerate(tenants.ids[:n])]
+    return [
+        ServiceSet(
+            t,
+            ops.uri(t),
+            port_base=base + i * span,
+            log_dir=log_dir,
+            services=MEASURED,
+            env={"CONTRACTS_DIR": str(tenants.contracts)},
+            replicas=replicas,
+        )
+        for i, t in enumerate(tenants.ids[:n])
+    ]
 
 
 def drain(tenants: Tenants, sets: list[ServiceSet], events_each: int, seed: int, timeout: float) -> dict:
@@ -251,14 +279,20 @@ def drain(tenants: Tenants, sets: list[ServiceSet], events_each: int, seed: int,
     use = cpu.between(first, last) if last > first else {}
     per_tenant = [run.per_second for run, _ in results]
     total = events_each * len(sets)
-    return {"events": total, "ok": ok, "seconds": end - started, "per_second": total / (end - started) if ok else 0.0,
-            "per_second_after_first": total / (last - first) if ok and last > first else 0.0,
-            "tenant_min": min(per_tenant), "tenant_max": max(per_tenant),
-            "tenant_after_first": [len(a) / (max(a.values()) - min(a.values())) if len(a) > 1 else 0.0
-                                   for _, a in results],
-            "rss_mib": rss, "processes": len(processes(sets)),
-            "cpu_percent": {k: use[k] for k in ("rabbitmq", "redis", "machine (all cores)") if k in use},
-            "process_cpu_percent": {k: v for k, v in use.items() if "/" in k}}
+    return {
+        "events": total,
+        "ok": ok,
+        "seconds": end - started,
+        "per_second": total / (end - started) if ok else 0.0,
+        "per_second_after_first": total / (last - first) if ok and last > first else 0.0,
+        "tenant_min": min(per_tenant),
+        "tenant_max": max(per_tenant),
+        "tenant_after_first": [len(a) / (max(a.values()) - min(a.values())) if len(a) > 1 else 0.0 for _, a in results],
+        "rss_mib": rss,
+        "processes": len(processes(sets)),
+        "cpu_percent": {k: use[k] for k in ("rabbitmq", "redis", "machine (all cores)") if k in use},
+        "process_cpu_percent": {k: v for k, v in use.items() if "/" in k},
+    }
 
 
 def busiest(tenant_rows: list[dict]) -> str:
@@ -291,9 +325,11 @@ def main() -> int:
     for n in sorted(set(counts) - set(fit)):
         need = handles_needed(n, per_tenant, len(MEASURED))
         results["skipped"].append({"tenants": n, "handles_needed": need, **budget})
-        console.print(f"[red]{n} tenants skipped: ~{need} more file handles than the broker has free "
-                      f"({budget['limit']} in all, {budget['queues']} queues and {budget['connections']} connections "
-                      f"now); a broker started with a higher open-file limit (ulimit -n) takes them[/]")
+        console.print(
+            f"[red]{n} tenants skipped: ~{need} more file handles than the broker has free "
+            f"({budget['limit']} in all, {budget['queues']} queues and {budget['connections']} connections "
+            f"now); a broker started with a higher open-file limit (ulimit -n) takes them[/]"
+        )
     counts = fit
     with tempfile.TemporaryDirectory() as tmp:
         tenants = Tenants(max(counts + [1]), Path(tmp))
@@ -304,8 +340,9 @@ def main() -> int:
             sim = tenants.simulator(0, seed=1)
             size = sum(len(p.body) for p in sim.plan(200)) // 200
             with console.status("raw broker ceiling"):
-                raw = ceiling(ops.uri(tenants.ids[0]), int(setting("SCALING_RAW_MESSAGES")), size, 4,
-                              topology.durable_args())
+                raw = ceiling(
+                    ops.uri(tenants.ids[0]), int(setting("SCALING_RAW_MESSAGES")), size, 4, topology.durable_args()
+                )
             results["raw"] = {"messages": raw.messages, "per_second": raw.per_second}
             results["event_bytes"] = size
             console.print(f"raw ceiling: {raw.per_second:,.0f} msg/s")
@@ -330,8 +367,12 @@ def main() -> int:
                 with console.status(f"starting {service} x{k} and the rest of the measured path"):
                     startup = start_all(sets, timeout)
                 row = drain(tenants, sets, replica_events, seed=1000 + k, timeout=timeout)
-                row.update(replicas=k, service=service, startup_seconds=startup,
-                           cpu_percent={**by_service(row.pop("process_cpu_percent")), **row["cpu_percent"]})
+                row.update(
+                    replicas=k,
+                    service=service,
+                    startup_seconds=startup,
+                    cpu_percent={**by_service(row.pop("process_cpu_percent")), **row["cpu_percent"]},
+                )
                 results["replicas"].append(row)
                 console.print(f"{service} x{k}: {row['per_second']:,.0f} events/s")
                 stop_all(sets)
@@ -347,20 +388,62 @@ def report(results: dict, total: int, replica_events: int) -> None:
     m = machine()
     when, _ = stamp()
     raw = results["raw"]["per_second"]
-    smoke = any(setting(k) != DEFAULTS[k] for k in ("SCALING_TENANTS", "SCALING_EVENTS", "SCALING_REPLICAS",
-                                                     "SCALING_REPLICA_EVENTS"))
-    cols = ["tenants", "processes", "start-up s", "backlog", "events/s from start-up", "events/s from first work order",
-            "per tenant min–max /s", "vs raw", "RSS MiB (idle → after)", "CPU: services, broker, Redis, machine"]
-    rows = [[t["tenants"], t["processes"], f"{t['startup_seconds']:.1f}", f"{t['events']:,}", _rate(t),
-             f"{t['per_second_after_first']:,.0f}", f"{_num(t['tenant_min'])}–{_num(t['tenant_max'])}",
-             f"{t['per_second'] / raw:.2f}", f"{t['idle_rss_mib']:,.0f} → {t['rss_mib']:,.0f}", _cpu(t)]
-            for t in results["tenants"]]
-    rep_cols = ["replicas", "processes", "start-up s", "backlog", "events/s from start-up",
-                "events/s from first work order", "vs raw", "RSS MiB", "CPU % of a core, first to last work order"]
-    rep_rows = [[f"{r['service']} x{r['replicas']}", r["processes"], f"{r['startup_seconds']:.1f}", f"{r['events']:,}",
-                 _rate(r), f"{r['per_second_after_first']:,.0f}", f"{r['per_second'] / raw:.2f}",
-                 f"{r['rss_mib']:,.0f}", ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items())]
-                for r in results["replicas"]]
+    smoke = any(
+        setting(k) != DEFAULTS[k]
+        for k in ("SCALING_TENANTS", "SCALING_EVENTS", "SCALING_REPLICAS", "SCALING_REPLICA_EVENTS")
+    )
+    cols = [
+        "tenants",
+        "processes",
+        "start-up s",
+        "backlog",
+        "events/s from start-up",
+        "events/s from first work order",
+        "per tenant min–max /s",
+        "vs raw",
+        "RSS MiB (idle → after)",
+        "CPU: services, broker, Redis, machine",
+    ]
+    rows = [
+        [
+            t["tenants"],
+            t["processes"],
+            f"{t['startup_seconds']:.1f}",
+            f"{t['events']:,}",
+            _rate(t),
+            f"{t['per_second_after_first']:,.0f}",
+            f"{_num(t['tenant_min'])}–{_num(t['tenant_max'])}",
+            f"{t['per_second'] / raw:.2f}",
+            f"{t['idle_rss_mib']:,.0f} → {t['rss_mib']:,.0f}",
+            _cpu(t),
+        ]
+        for t in results["tenants"]
+    ]
+    rep_cols = [
+        "replicas",
+        "processes",
+        "start-up s",
+        "backlog",
+        "events/s from start-up",
+        "events/s from first work order",
+        "vs raw",
+        "RSS MiB",
+        "CPU % of a core, first to last work order",
+    ]
+    rep_rows = [
+        [
+            f"{r['service']} x{r['replicas']}",
+            r["processes"],
+            f"{r['startup_seconds']:.1f}",
+            f"{r['events']:,}",
+            _rate(r),
+            f"{r['per_second_after_first']:,.0f}",
+            f"{r['per_second'] / raw:.2f}",
+            f"{r['rss_mib']:,.0f}",
+            ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_percent"].items()),
+        ]
+        for r in results["replicas"]
+    ]
     console.print(table(f"Tenants on one broker (raw ceiling {raw:,.0f} msg/s)", cols, rows))
     console.print(table("Replicas in one tenant", rep_cols, rep_rows))
     save("scaling", {"when": when, "machine": m, "smoke": smoke, **results})
@@ -368,23 +451,36 @@ def report(results: dict, total: int, replica_events: int) -> None:
     lines = [
         f"Last `python -m bench.scaling`: {when}; {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; RabbitMQ"
         f" {m['rabbitmq']}, Redis {m['redis']}; events of ~{results['event_bytes']} bytes, quorum queues;"
-        f" {results['onboarded']} tenants onboarded in {results['onboard_seconds']:.0f}s; raw broker ceiling {raw:,.0f} msg/s in the same run."
-        + (f" **Smoke size** ({', '.join(f'{k}={setting(k)}' for k in DEFAULTS if setting(k) != DEFAULTS[k])};"
-           " the defaults are in bench/scaling.py)." if smoke else ""), "",
+        f" {results['onboarded']} tenants onboarded in {results['onboard_seconds']:.0f}s;"
+        f" raw broker ceiling {raw:,.0f} msg/s in the same run."
+        + (
+            f" **Smoke size** ({', '.join(f'{k}={setting(k)}' for k in DEFAULTS if setting(k) != DEFAULTS[k])};"
+            " the defaults are in bench/scaling.py)."
+            if smoke
+            else ""
+        ),
+        "",
         f"Tenants: a backlog of {total:,} events spread evenly over the tenants, each tenant with its own intake and"
-        " routing processes:", "",
-        md_table(cols, rows), "",
-        *[f"- **{k['tenants']} tenants: not run**: they need ~{k['handles_needed']:,} of the broker's file handles"
-          f" (a queue or a connection each) and it had {k['limit'] - k['queues'] - k['connections']:,} free of"
-          f" {k['limit']:,} (its open-file limit less {FD_RESERVE}); over its budget RabbitMQ does not refuse, it hangs"
-          " queue declarations and new vhosts for every user. Start it with a higher `ulimit -n`"
-          " (scripts/ensure-services.sh does when it starts it)." for k in results["skipped"]],
+        " routing processes:",
+        "",
+        md_table(cols, rows),
+        "",
+        *[
+            f"- **{k['tenants']} tenants: not run**: they need ~{k['handles_needed']:,} of the broker's file handles"
+            f" (a queue or a connection each) and it had {k['limit'] - k['queues'] - k['connections']:,} free of"
+            f" {k['limit']:,} (its open-file limit less {FD_RESERVE}); over its budget RabbitMQ does not refuse,"
+            " it hangs queue declarations and new vhosts for every user. Start it with a higher `ulimit -n`"
+            " (scripts/ensure-services.sh does when it starts it)."
+            for k in results["skipped"]
+        ],
         *([""] if results["skipped"] else []),
         f"Replicas: one tenant, a backlog of {replica_events:,} events, {results['service']} run as that many"
-        f" processes (each its own HTTP port) beside one {' and one '.join(n for n in MEASURED if n != results['service'])}"
+        f" processes (each its own HTTP port) beside one"
+        f" {' and one '.join(n for n in MEASURED if n != results['service'])}"
         f" ({results['service']}: the service of the measured path that used the most CPU in the one-tenant run):",
         "",
-        md_table(rep_cols, rep_rows), "",
+        md_table(rep_cols, rep_rows),
+        "",
         "- **events/s from start-up**: the backlog divided by the time from starting the processes to the last work"
         " order (start-up included, as bench.run's drained backlog); **from first work order**: from the first"
         " work order of any tenant to the last, start-up excluded.",
@@ -393,7 +489,8 @@ def report(results: dict, total: int, replica_events: int) -> None:
         " start-up of the later ones overlaps it); the machine's as a percent of all its cores (two), which"
         " includes whatever else ran on the machine meanwhile.",
         "- `case.registered` and `case.dispatched` also land in the scoring and notify queues, which nobody"
-        " consumes here (as in bench.run): the broker stores them.", "",
+        " consumes here (as in bench.run): the broker stores them.",
+        "",
         "![Capacity against tenants and replicas](bench/scaling.png)",
     ]
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join(lines), BEGIN, END)
@@ -412,8 +509,10 @@ def _cpu(row: dict) -> str:
     cpu = row["cpu_percent"]
     if not cpu:
         return "—"
-    return (f"{sum(row['process_cpu_percent'].values()):.0f}%, {cpu['rabbitmq']:.0f}%, {cpu['redis']:.0f}%,"
-            f" {cpu['machine (all cores)']:.0f}% of all")
+    return (
+        f"{sum(row['process_cpu_percent'].values()):.0f}%, {cpu['rabbitmq']:.0f}%, {cpu['redis']:.0f}%,"
+        f" {cpu['machine (all cores)']:.0f}% of all"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Figures of one benchmark run."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

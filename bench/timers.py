@@ -2,6 +2,7 @@
 so it should not grow with the number of timers waiting. Timers are loaded straight into a
 scratch tenant's sorted set (two per open case: acknowledge and resolve), all in the future
 but for a handful due now."""
+
 from __future__ import annotations
 
 import statistics
@@ -10,9 +11,9 @@ import uuid
 
 import redis
 
-from onegrid import settings
-from onegrid.adapters.store import Store
-from onegrid.ui import console
+from onegrid.adapters.redis.store import Store
+from onegrid.cli.ui import console
+from onegrid.kernel import settings
 
 DUE_PER_TICK = 10
 
@@ -38,9 +39,14 @@ def tick_cost(open_cases: int, ticks: int = 200) -> dict:
                 for member, _ in claimed:
                     store.timers.done(member)
         memory = store.r.memory_usage(store.timers.due_key) or 0
-        return {"open cases": open_cases, "timers": store.timers.pending(),
-                "idle tick ms": statistics.median(idle) * 1000, "tick with 10 due ms": statistics.median(busy) * 1000,
-                "p99 ms": sorted(busy)[int(0.99 * len(busy))] * 1000, "MiB": memory / 2**20}
+        return {
+            "open cases": open_cases,
+            "timers": store.timers.pending(),
+            "idle tick ms": statistics.median(idle) * 1000,
+            "tick with 10 due ms": statistics.median(busy) * 1000,
+            "p99 ms": sorted(busy)[int(0.99 * len(busy))] * 1000,
+            "MiB": memory / 2**20,
+        }
     finally:
         store.r.delete(store.timers.due_key, store.timers.inflight_key, store.timers.inflight_due)
 

@@ -1,3 +1,3 @@
-from onegrid.cli import main
+from onegrid.cli.main import main
 
 raise SystemExit(main())

@@ -7,6 +7,34 @@
 set -euo pipefail
 say() { echo "tools: $*"; }
 
+# the Redis failover test and make chaos start private Sentinels (never the packaged daemon)
+if ! command -v redis-sentinel >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's redis-sentinel (for the failover test)"
+    printf '#!/bin/sh\nexit 101\n' >/tmp/onegrid-policy-rc.d && chmod +x /tmp/onegrid-policy-rc.d
+    [[ -e /usr/sbin/policy-rc.d ]] || cp /tmp/onegrid-policy-rc.d /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-sentinel >/dev/null
+    if cmp -s /tmp/onegrid-policy-rc.d /usr/sbin/policy-rc.d; then rm -f /usr/sbin/policy-rc.d; fi
+  else
+    say "redis-sentinel is missing (the Redis failover test skips without it)" >&2
+  fi
+fi
+
+# the command-centre page's browser test: Debian's chromium and chromium-driver, and a CJK font
+# so the page's Chinese renders in its screenshots (tests/e2e/test_console_browser.py)
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
+  || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's chromium, chromium-driver and fonts-noto-cjk (for the browser test)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver fonts-noto-cjk >/dev/null
+  else
+    say "chromium/chromium-driver/fonts-noto-cjk are missing (the browser test skips without them)" >&2
+  fi
+fi
+
 if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
   say "promtool $(promtool --version 2>&1 | head -1 | awk '{print $3}') is there"
   exit 0

@@ -1,15 +1,17 @@
 """Fixtures. Integration and end-to-end tests use a real RabbitMQ and Redis: the URLs in
 ONEGRID_AMQP_BASE / RABBITMQ_MANAGEMENT_URL / REDIS_URL when set; else testcontainers when a
 Docker engine answers; else the local services (`make test` starts them when down)."""
+
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
 
 import pytest
 
-from onegrid.runner import free_port_base  # noqa: F401 - the tests import it from here
+from sim.runner import free_port_base, port_span  # noqa: F401 - the tests import free_port_base from here
 
 ROOT = Path(__file__).resolve().parent.parent
 _containers = []
@@ -18,6 +20,7 @@ _containers = []
 def _docker_engine() -> bool:
     try:
         import docker
+
         return bool(docker.from_env(timeout=2).ping())
     except Exception:
         return False
@@ -30,6 +33,7 @@ def pytest_configure(config):
         return
     from testcontainers.rabbitmq import RabbitMqContainer
     from testcontainers.redis import RedisContainer
+
     rabbit = RabbitMqContainer("rabbitmq:3.13-management").with_exposed_ports(5672, 15672).start()
     red = RedisContainer("redis:7").start()
     _containers.extend([rabbit, red])
@@ -44,6 +48,23 @@ def pytest_unconfigure(config):
         container.stop()
 
 
+@pytest.fixture
+def sentinel_set(tmp_path, monkeypatch):
+    """A private Redis primary, replica and three Sentinels (bench.redis_sentinel), the services
+    started in the test pointed at them through the environment; skipped where Debian's
+    redis-sentinel is not installed."""
+    import shutil
+
+    from bench.redis_sentinel import SentinelSet
+
+    if not shutil.which("redis-sentinel"):
+        pytest.skip("redis-sentinel is not installed (make tools installs Debian's): no Sentinels to test with")
+    with SentinelSet(tmp_path / "redis") as sentinels:
+        for name, value in sentinels.env().items():
+            monkeypatch.setenv(name, value)
+        yield sentinels
+
+
 @pytest.fixture(scope="session")
 def contracts_root() -> Path:
     return ROOT / "contracts"
@@ -52,7 +73,8 @@ def contracts_root() -> Path:
 def make_tenant_contracts(tmp: Path, base: str = "zhongyuan-qinling", sections: dict | None = None) -> tuple[Path, str]:
     """A private copy of contracts/ with a uniquely named tenant cloned from a demo tenant,
     so each test module owns a vhost and a Redis key space no other test touches."""
-    from onegrid.ops import clone_tenant
+    from onegrid.operator.ops import clone_tenant
+
     tenant_id = f"test-{uuid.uuid4().hex[:10]}"
     return clone_tenant(ROOT / "contracts", base, tenant_id, tmp / "contracts", sections), tenant_id
 
@@ -60,27 +82,49 @@ def make_tenant_contracts(tmp: Path, base: str = "zhongyuan-qinling", sections: 
 class County:
     """A test tenant onboarded on the real broker, with its services running as processes."""
 
-    def __init__(self, tmp: Path, services=("intake", "routing", "departments"), env: dict | None = None,
-                 manifest: dict | None = None):
-        from onegrid import ops
-        from onegrid.runner import ServiceSet
+    def __init__(
+        self,
+        tmp: Path,
+        services=("intake", "routing", "departments"),
+        env: dict | None = None,
+        manifest: dict | None = None,
+        base: str = "zhongyuan-qinling",
+    ):
+        from onegrid.operator import ops
+        from sim.runner import ServiceSet
+
         # manifest: top-level sections of the tenant manifest to set, e.g. {"lifecycle": {...}}
-        self.contracts, self.id = make_tenant_contracts(tmp, sections=manifest)
+        self.contracts, self.id = make_tenant_contracts(tmp, base, sections=manifest)
         os.environ["CONTRACTS_DIR"] = str(self.contracts)
         self.tenant = ops.tenant(self.id, str(self.contracts))
         self.uri = ops.uri(self.id)
         ops.onboard(self.tenant, reset=True)
         self.store = ops.store(self.id)
-        self.services = ServiceSet(self.id, self.uri, port_base=free_port_base(), log_dir=tmp / "logs",
-                                   env={"CONTRACTS_DIR": str(self.contracts), **(env or {})}, services=services)
+        self.services = ServiceSet(
+            self.id,
+            self.uri,
+            port_base=free_port_base(port_span()),  # every service's port, however many the catalogue has
+            log_dir=tmp / "logs",
+            env={"CONTRACTS_DIR": str(self.contracts), **(env or {})},
+            services=services,
+        )
+
+    @functools.cached_property
+    def http(self):
+        """requests, signed in as the person each route wants (tests.support.SignedIn)."""
+        from tests.support import SignedIn
+
+        return SignedIn(self.store.r, self.tenant)
 
     def simulator(self, seed: int = 1):
-        from onegrid.simulator import Simulator
-        from onegrid.contracts import load_strict
+        from onegrid.app.registry import load_strict
+        from sim.simulator import Simulator
+
         return Simulator(self.tenant, self.uri, registry=load_strict(self.contracts), seed=seed)
 
     def close(self):
-        from onegrid import ops
+        from onegrid.operator import ops
+
         self.services.stop()
         ops.offboard(self.id, delete_data=True, force=True)  # its users, vhost, Redis user and keys
         os.environ.pop("CONTRACTS_DIR", None)

@@ -4,6 +4,7 @@ Marshmallow's own Float and Boolean coerce strings ("1.5", "yes"); a contract sa
 type a value is, so the numeric and boolean fields here accept only real JSON numbers and
 booleans.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,10 +45,11 @@ def check_field(spec, path: str) -> list[tuple[str, str]]:
     if not isinstance(spec, dict):
         return [(path, "a field spec must be a map with at least `type`")]
     kind = spec.get("type")
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         return [(f"{path}.type", f"unknown type {kind!r}; one of {', '.join(sorted(TYPES))}")]
-    problems = [(f"{path}.{key}", f"not an attribute of a {kind} field")
-                for key in spec if key not in COMMON_KEYS | KEYS[kind]]
+    problems = [
+        (f"{path}.{key}", f"not an attribute of a {kind} field") for key in spec if key not in COMMON_KEYS | KEYS[kind]
+    ]
     if not isinstance(spec.get("required", False), bool):
         problems.append((f"{path}.required", "must be true or false"))
     problems += _check_bounds(spec, path, "min_length", "max_length", int)
@@ -145,7 +147,7 @@ class Boolean(_Typed):
 def compile_field(spec: dict) -> fields.Field:
     kind = spec["type"]
     required = spec.get("required", False)
-    checks = []
+    checks: list[validate.Validator] = []
     if kind == "string":
         if "min_length" in spec or "max_length" in spec:
             checks.append(validate.Length(min=spec.get("min_length"), max=spec.get("max_length")))

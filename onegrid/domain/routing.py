@@ -4,34 +4,52 @@
 leave the street": the tenant's ordered routing table decides, first match wins, so the
 same case always routes the same way. A case no rule covers goes to the command centre.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onegrid.tenant import COMMAND_CENTRE, Tenant
+from onegrid.kernel.tenant import COMMAND_CENTRE, Tenant
 
 
 @dataclass(frozen=True)
 class Decision:
     level: str
-    unit: str                     # code of the grid-tree node at that level
+    unit: str  # code of the grid-tree node at that level
     departments: tuple[str, ...]  # one work order each
-    alternates: tuple[str, ...]   # tried in order when a department returns its work order
-    rule: int | None              # index in the routing table; None: no rule matched
-    reason: str                   # "rule" | "no_rule_matched" | "returned_by_all"
+    alternates: tuple[str, ...]  # tried in order when a department returns its work order
+    rule: int | None  # index in the routing table; None: no rule matched
+    reason: str  # "rule" | "no_rule_matched" | "returned_by_all"
 
 
 def route(tenant: Tenant, category: str, severity: str, grid: str) -> Decision:
     for index, rule in enumerate(tenant.routing):
         if rule.matches(category, severity):
-            level = rule.values["level"]
-            return Decision(level, tenant.ancestor(grid, level).code, tuple(rule.values["departments"]),
-                            tuple(rule.values.get("alternates") or ()), index, "rule")
+            level, unit = placed(tenant, grid, rule.values["level"])
+            return Decision(
+                level,
+                unit,
+                tuple(rule.values["departments"]),
+                tuple(rule.values.get("alternates") or ()),
+                index,
+                "rule",
+            )
     return command_centre(tenant, "no_rule_matched")
 
 
+def placed(tenant: Tenant, grid: str, level: str) -> tuple[str, str]:
+    """The level that handles a case of `grid` asked at `level`, and its unit there: a dedicated
+    grid beside the tree (a school's under a street) has no unit at the levels it skips, so
+    the nearest level above that it hangs under takes it."""
+    unit = tenant.ancestor_or_none(grid, level)
+    if unit is None:
+        level = tenant.next_level(level, grid) or tenant.top
+        unit = tenant.ancestor(grid, level)
+    return level, unit.code
+
+
 def command_centre(tenant: Tenant, reason: str) -> Decision:
-    return Decision("county", tenant.root, (COMMAND_CENTRE,), (), None, reason)
+    return Decision(tenant.top, tenant.root, (COMMAND_CENTRE,), (), None, reason)
 
 
 def reroute(tenant: Tenant, decision: Decision, tried: set[str]) -> tuple[str, str]:

@@ -1,31 +1,47 @@
 """Scoring: grid workers' points (积分制), department assessment, five-colour risk, rankings.
 
 Pure functions over the lifecycle events (docs/lifecycle.md) and one case's scoring state;
-`apply` says what an event changes, the adapter (onegrid/adapters/scores.py) stores it.
+`apply` says what an event changes, the adapter (onegrid/adapters/redis/scores.py) stores it.
 Everything is counted, never summed as it arrives: a worker's points under a rule are
 min(cap, count x points), so the totals do not depend on the order events are applied in,
 and an event applied twice (same ce-id) changes nothing. docs/scoring.md explains the rules.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
-RULES = ("report_verified", "grid_resolved", "on_time", "overdue", "satisfied")
+from onegrid.domain.lifecycle import TERMINAL_EVENTS
+from onegrid.domain.onsite import settled_on_site
+
+RULES = ("report_verified", "grid_resolved", "on_time", "overdue", "satisfied", "resolved_on_site")
 COLOURS = ("red", "orange", "yellow", "blue", "green")  # worst first
 SEVERITIES = ("minor", "general", "major", "critical")
 UNRESOLVED = ("registered", "dispatched", "in_progress", "reopened")  # what counts towards risk
 GONE = ("returned", "cancelled")  # a department's part that is no longer its business
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "timezone": "+08:00",
-    "points": {"report_verified": {"points": 2, "monthly_cap": 60}, "grid_resolved": {"points": 3, "monthly_cap": 90},
-               "on_time": {"points": 1, "monthly_cap": 30}, "overdue": {"points": -2, "monthly_cap": 20},
-               "satisfied": {"points": 1, "monthly_cap": 30}},
-    "risk": {"severity_weights": {"minor": 1, "general": 2, "major": 4, "critical": 8}, "overdue_factor": 2,
-             "key_person_weight": 1, "thresholds": {"red": 24, "orange": 16, "yellow": 8, "blue": 3}},
+    "points": {
+        "report_verified": {"points": 2, "monthly_cap": 60},
+        "grid_resolved": {"points": 3, "monthly_cap": 90},
+        "on_time": {"points": 1, "monthly_cap": 30},
+        "overdue": {"points": -2, "monthly_cap": 20},
+        "satisfied": {"points": 1, "monthly_cap": 30},
+        # settled in the grid on the spot (onegrid.domain.onsite): less than a dispatched case's
+        # grid_resolved, since most are never checked; the cap bounds what unchecked claims earn
+        "resolved_on_site": {"points": 1, "monthly_cap": 40},
+    },
+    "risk": {
+        "severity_weights": {"minor": 1, "general": 2, "major": 4, "critical": 8},
+        "overdue_factor": 2,
+        "key_person_weight": 1,
+        "thresholds": {"red": 24, "orange": 16, "yellow": 8, "blue": 3},
+    },
     "assessment_weights": {"closure": 0.4, "on_time": 0.3, "satisfaction": 0.3},
     "key_persons": {},
     "grid_workers": {},
@@ -98,8 +114,10 @@ def check_manifest(doc: dict, tenant=None) -> list[tuple[str, str]]:
         if not _num(w) or w < 0:
             problems.append((f"scoring.assessment_weights.{key}", "must be a number >= 0"))
     grids = {g.code for g in tenant.grids()} if tenant is not None else None
-    for key, valid, what in (("key_persons", lambda v: _int(v) and v >= 0, "a count >= 0"),
-                             ("grid_workers", lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a worker id")):
+    for key, valid, what in (
+        ("key_persons", lambda v: _int(v) and v >= 0, "a count >= 0"),
+        ("grid_workers", lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a worker id"),
+    ):
         for grid, value in (sec.get(key) or {}).items():
             if grids is not None and grid not in grids:
                 problems.append((f"scoring.{key}.{grid}", "is not a grid of this tenant's grid tree"))
@@ -115,17 +133,28 @@ def parse_config(doc: dict, tenant=None) -> Config:
     sec = (doc or {}).get("scoring") or {}
     points = {**DEFAULTS["points"], **(sec.get("points") or {})}
     risk = {**DEFAULTS["risk"], **(sec.get("risk") or {})}
-    sign, hh, mm = _OFFSET.match(sec.get("timezone", DEFAULTS["timezone"])).groups()
+    zone = _OFFSET.match(sec.get("timezone", DEFAULTS["timezone"]))
+    if zone is None:  # check_manifest refused it already; this says so to the type checker
+        raise ValueError("scoring.timezone: must be a UTC offset like +08:00")
+    sign, hh, mm = zone.groups()
     offset = timedelta(hours=int(hh), minutes=int(mm)) * (-1 if sign == "-" else 1)
     return Config(
         tz=timezone(offset),
-        rules={n: Rule(int(r.get("points", DEFAULTS["points"][n]["points"])),
-                       int(r.get("monthly_cap", DEFAULTS["points"][n]["monthly_cap"]))) for n, r in points.items()},
+        rules={
+            n: Rule(
+                int(r.get("points", DEFAULTS["points"][n]["points"])),
+                int(r.get("monthly_cap", DEFAULTS["points"][n]["monthly_cap"])),
+            )
+            for n, r in points.items()
+        },
         severity_weights={**DEFAULTS["risk"]["severity_weights"], **(risk.get("severity_weights") or {})},
-        overdue_factor=float(risk["overdue_factor"]), key_person_weight=float(risk["key_person_weight"]),
+        overdue_factor=float(risk["overdue_factor"]),
+        key_person_weight=float(risk["key_person_weight"]),
         thresholds={**DEFAULTS["risk"]["thresholds"], **(risk.get("thresholds") or {})},
         weights={**DEFAULTS["assessment_weights"], **(sec.get("assessment_weights") or {})},
-        key_persons=dict(sec.get("key_persons") or {}), grid_workers=dict(sec.get("grid_workers") or {}))
+        key_persons=dict(sec.get("key_persons") or {}),
+        grid_workers=dict(sec.get("grid_workers") or {}),
+    )
 
 
 def _int(v) -> bool:
@@ -148,7 +177,7 @@ def epoch(value) -> float | None:
     except (TypeError, ValueError):
         pass
     parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def month_of(ts: float, tz: timezone) -> str:
@@ -198,7 +227,7 @@ class Outcome:
     state: dict
     counters: list = field(default_factory=list)  # (key parts, field, increment)
     duplicate: bool = False
-    tz: timezone = timezone.utc
+    tz: timezone = UTC
 
 
 def new_state() -> dict:
@@ -219,6 +248,7 @@ def apply(state: dict | None, event: Event, cfg: Config) -> Outcome:
         state["at"], state["status"] = at, d["status"]
     if d.get("level"):
         state["level"] = d["level"]
+    _label(state, d)
     kind = event.type
     if kind == "case.dispatched":
         _parts(state, d, at, cfg, out)
@@ -227,19 +257,19 @@ def apply(state: dict | None, event: Event, cfg: Config) -> Outcome:
     elif kind == "case.supervised":
         state["supervised_at"] = max(state["supervised_at"], at)
         _parts(state, d, at, cfg, out)
-        for dept in _event_active(state, d):
+        # an office's missed escalation item (`item`) is the office's, not the departments'
+        for dept in _event_active(state, d) if not d.get("item") else ():
             _count(state, dept, "supervised", 1, out)
         if d.get("level") == "grid":
             _award(state, "overdue", None, at, cfg, out, d)
     elif kind == "case.resolved":
         state["cleared_at"] = max(state["cleared_at"], at)
     elif kind == "case.verified":
-        if d.get("verified_by"):
-            state["verified_by"] = d["verified_by"]
         reporter = state.get("reporter") or {}
         if reporter.get("kind") == "grid_worker":
-            _award(state, "report_verified", reporter.get("id"), epoch(d.get("verified_at")) or at, cfg, out, d,
-                   once=True)
+            _award(
+                state, "report_verified", reporter.get("id"), epoch(d.get("verified_at")) or at, cfg, out, d, once=True
+            )
     elif kind == "case.reopened":
         _parts(state, d, at, cfg, out)
         unhappy = (d.get("step") or {}).get("action") == "not_satisfied" or d.get("satisfied") is False
@@ -251,7 +281,7 @@ def apply(state: dict | None, event: Event, cfg: Config) -> Outcome:
         state["once"].append("closed")
         _parts(state, d, at, cfg, out)
         _closed(state, d, epoch(d.get("closed_at")) or at, cfg, out)
-    if kind in ("case.closed", "case.rejected", "case.merged"):
+    if kind in TERMINAL_EVENTS:
         state["cleared_at"] = max(state["cleared_at"], at)
     return out
 
@@ -305,7 +335,11 @@ def _closed(state, d: dict, at: float, cfg: Config, out: Outcome) -> None:
         _count(state, dept, "closed_fixed" if fixed else "closed_not_fixed", 1, out)
         _count(state, dept, answer, 1, out)
         _count(state, dept, "closed_on_time", int(bool(d.get("on_time"))), out)
-    if fixed and state.get("level") == "grid":
+    if fixed and settled_on_site(d):  # the reporter settled it: their award, not a dispatch's
+        reporter = state.get("reporter") or {}
+        if reporter.get("kind") == "grid_worker":
+            _award(state, "resolved_on_site", reporter.get("id"), at, cfg, out, d, once=True)
+    elif fixed and state.get("level") == "grid":
         _award(state, "grid_resolved", None, at, cfg, out, d, once=True)
         if d.get("on_time"):
             _award(state, "on_time", None, at, cfg, out, d, once=True)
@@ -335,10 +369,17 @@ def _count(state, dept: str, name: str, n: int, out: Outcome) -> None:
 
 def worker_of(state: dict, d: dict, cfg: Config) -> str | None:
     """Who a case's points go to: who verified it, else the grid's rostered worker, else the
-    reporter when a grid worker reported it."""
+    reporter when a grid worker reported it. Who verified is read from the event's own snapshot
+    only, never remembered from another event: scoring takes case.* and work_order.* from two
+    queues and redeliveries come late, so a case.verified may be applied before an earlier
+    case.supervised, and the overdue deduction would go to whoever verified in one order and to
+    the grid's worker in the other (make chaos's replay of the history found it)."""
     reporter = state.get("reporter") or {}
-    return (d.get("verified_by") or state.get("verified_by") or cfg.grid_workers.get(state.get("grid"))
-            or (reporter.get("id") if reporter.get("kind") == "grid_worker" else None))
+    return (
+        d.get("verified_by")
+        or cfg.grid_workers.get(state.get("grid"))
+        or (reporter.get("id") if reporter.get("kind") == "grid_worker" else None)
+    )
 
 
 def _award(state, rule: str, worker, at: float, cfg: Config, out: Outcome, d: dict, once: bool = False) -> None:
@@ -364,6 +405,31 @@ def contribution(state: dict, cfg: Config) -> float:
     weight = float(cfg.severity_weights.get(state.get("severity"), 1))
     overdue = state["supervised_at"] > state["cleared_at"]
     return weight * (cfg.overdue_factor if overdue else 1.0)
+
+
+def _label(state: dict, d: dict) -> None:
+    """A five-colour label the report carried (`risk_colour`, 五色管控: a grid worker's
+    assessment of a key person), kept with who gave it; the first one stands."""
+    data = d.get("data")
+    colour = data.get("risk_colour") if isinstance(data, dict) else None
+    if colour in COLOURS and "label" not in state:
+        reporter = d.get("reporter") or state.get("reporter") or {}
+        state["label"] = {"colour": colour, "by": str(reporter.get("id") or ""), "case_id": str(d.get("id") or "")}
+
+
+def label_of(state: dict) -> dict | None:
+    """The reported label while its case is unresolved: it holds the grid's colour at least that
+    high until the case is dealt with (closed, merged or rejected), then it no longer counts."""
+    return state.get("label") if state.get("status") in UNRESOLVED else None
+
+
+def floored(colour: str, labels) -> tuple[str, dict | None]:
+    """The grid's colour: the worse of its score's colour and every standing label; and the
+    worst label (who said so), or None when no label stands."""
+    worst = min(labels, key=lambda x: (COLOURS.index(x["colour"]), x["case_id"]), default=None)
+    if worst is not None and COLOURS.index(worst["colour"]) < COLOURS.index(colour):
+        colour = worst["colour"]
+    return colour, worst
 
 
 def grid_score(contributions, grid: str, cfg: Config) -> float:
@@ -408,23 +474,45 @@ def assessment(c: dict, cfg: Config) -> dict:
     g = lambda k: int(c.get(k, 0))  # noqa: E731
     handled = g("received") - g("returned")
     answered = g("satisfied") + g("unsatisfied")
-    row = {k: g(k) for k in ("received", "returned", "closed_fixed", "closed_not_fixed", "acked", "resolved",
-                             "satisfied", "unsatisfied", "no_answer", "reopened", "supervised")}
+    row: dict[str, Any] = {
+        k: g(k)
+        for k in (
+            "received",
+            "returned",
+            "closed_fixed",
+            "closed_not_fixed",
+            "acked",
+            "resolved",
+            "satisfied",
+            "unsatisfied",
+            "no_answer",
+            "reopened",
+            "supervised",
+        )
+    }
     row.update(
-        closure_rate=_rate(g("closed_fixed"), handled), not_fixed_rate=_rate(g("closed_not_fixed"), handled),
-        on_time_rate=_rate(g("resolve_on_time"), g("resolve_with_due")),
-        ack_on_time_rate=_rate(g("ack_on_time"), g("ack_with_due")),
-        satisfaction_rate=_rate(g("satisfied"), answered), return_rate=_rate(g("returned"), g("received")),
-        avg_ack_seconds=_rate(g("ack_seconds"), g("ack_timed"), 1), avg_resolve_seconds=_rate(
-            g("resolve_seconds"), g("resolve_timed"), 1))
-    parts = [(cfg.weights[k], row[f"{k}_rate"]) for k in ("closure", "on_time", "satisfaction")
-             if row[f"{k}_rate"] is not None and cfg.weights[k] > 0]
+        closure_rate=rate(g("closed_fixed"), handled),
+        not_fixed_rate=rate(g("closed_not_fixed"), handled),
+        on_time_rate=rate(g("resolve_on_time"), g("resolve_with_due")),
+        ack_on_time_rate=rate(g("ack_on_time"), g("ack_with_due")),
+        satisfaction_rate=rate(g("satisfied"), answered),
+        return_rate=rate(g("returned"), g("received")),
+        avg_ack_seconds=rate(g("ack_seconds"), g("ack_timed"), 1),
+        avg_resolve_seconds=rate(g("resolve_seconds"), g("resolve_timed"), 1),
+    )
+    parts = [
+        (cfg.weights[k], row[f"{k}_rate"])
+        for k in ("closure", "on_time", "satisfaction")
+        if row[f"{k}_rate"] is not None and cfg.weights[k] > 0
+    ]
     total = sum(w for w, _ in parts)
     row["score"] = round(100 * sum(w * r for w, r in parts) / total, 2) if total else None
     return row
 
 
-def _rate(num: int, den: int, digits: int = 4):
+def rate(num: int, den: int, digits: int = 4):
+    """num ÷ den rounded (4 digits: a percentage with two decimals), None with nothing to divide by.
+    Every rate OneGrid reports is made here: the assessment's and the monthly report's."""
     return round(num / den, digits) if den > 0 else None
 
 

@@ -2,58 +2,64 @@
 
 AMQP: department systems publish to `onegrid.intake` with routing key `<department>.<type>`,
 as their broker user with the `user_id` property set to it (the authenticated department).
+A per-message TTL (`expiration`) changes nothing for an event read in time; one that ran out
+in the backlog comes back through `intake.expired` and is quarantined as `expired`.
 HTTP: `POST /events` with the department's token (`Authorization: Bearer <token>`) takes
 one CloudEvent (binary `ce-*` headers or structured) or a batch
 (`application/cloudevents-batch+json`), within the tenant's size and rate limits. Either
 way the event is admitted against its contract and becomes a case (announced as
 `case.registered`) or a quarantine entry. `GET /asyncapi.yaml` (or `.json`) describes it all.
+
+Receipts: the department that sent an event is told what became of it (`event.accepted`,
+`event.quarantined`; routing tells `event.merged`) on its `receipts.<department>` queue, and
+with its token over HTTP: `GET /events/<event id>` (only its own events) and `GET /quarantine`
+(only what it sent).
+
+Entrypoints only: this reads the transport (who authenticated, which headers it vouches for,
+the HTTP limits), onegrid.app.intake decides and records, and the outcome becomes the ack,
+the HTTP answer and the metrics.
 """
+
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 
 from nameko.web.handlers import http
 from werkzeug.wrappers import Response
 
-from onegrid import envelope as ce
-from onegrid import metrics
-from onegrid.adapters.auth import ANONYMOUS, Unauthorized, authenticate, retry_after
-from onegrid.adapters.gate import REFUSED, Gate
-from onegrid.adapters.providers import Observable, RedisStore, TenantBus, TenantContext
-from onegrid.adapters.reliable import BOOKKEEPING, USER_ID, Inbound, reliable_consume
-from onegrid.adapters.store import now_iso
-from onegrid.contracts import asyncapi
-from onegrid.domain.cases import new_case
-from onegrid.domain.intake import (Accepted, RawEvent, Rejected, admit, authenticated_department, on_resend,
-                                   principal)
+from onegrid.adapters.amqp.bus import BusBlocked
+from onegrid.adapters.nameko import logs
+from onegrid.adapters.nameko.batch import batch_consume
+from onegrid.adapters.nameko.gate import REFUSED, Gate
+from onegrid.adapters.nameko.httpjson import asyncapi_response, respond
+from onegrid.adapters.nameko.providers import Observable, RedisStore, TenantBus, TenantContext, VersionUsage
+from onegrid.adapters.nameko.reliable import BOOKKEEPING, USER_ID, Inbound, reliable_consume
+from onegrid.adapters.redis.auth import ANONYMOUS, Unauthorized, authenticate, retry_after
+from onegrid.adapters.redis.kept import KeptReceipts, KeptUses
+from onegrid.app.inputs import QuarantinePage
+from onegrid.app.intake import Intake, Outcome, quarantine_view
+from onegrid.app.ports import Publisher
+from onegrid.domain.intake import RawEvent, authenticated_department, principal, replayed
+from onegrid.kernel import envelope as ce
+from onegrid.kernel import metrics, topology
+from onegrid.kernel.clock import CLOCK
+
+# how long an HTTP request waits for the broker's confirm before it is answered 503: a broker
+# with a memory or disk alarm blocks publishers until it clears, and a caller must not hang
+HTTP_PUBLISH_TIMEOUT = 5.0
 
 
 class Refused(Exception):
     """An HTTP request turned away before any event in it was judged (nothing quarantined)."""
 
-    def __init__(self, status: int, error: str, detail: str, headers: dict | None = None,
-                 department: str | None = None):
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict | None = None, department: str | None = None
+    ):
         super().__init__(detail)
         self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
         self.department = department or "unknown"  # a metric label: a department id or "unknown"
-
-
-@dataclass
-class Outcome:
-    outcome: str  # registered | duplicate | quarantined
-    case_id: str | None = None
-    reason: str | None = None
-    detail: str | None = None
-    quarantine_id: str | None = None
-    event_id: str | None = None
-
-    @property
-    def http_status(self) -> int:
-        if self.outcome == "quarantined":
-            return 413 if self.reason == "payload_too_large" else 422
-        return 201 if self.outcome == "registered" else 200
 
 
 class IntakeService(Observable):
@@ -62,11 +68,47 @@ class IntakeService(Observable):
     store = RedisStore()
     bus = TenantBus()
     gate = Gate()  # HTTP tokens and the per-department rate limit
+    usage = VersionUsage()  # events per contract version and department, for the registry
 
-    @reliable_consume("intake.events")
-    def on_department_event(self, message: Inbound):
+    @batch_consume("intake.events")
+    def on_department_event(self, messages: list[Inbound]):
+        """A batch of department events (onegrid.adapters.nameko.batch): each judged and recorded
+        in turn, their announcements and receipts sent together and confirmed once at the end;
+        counted once sent (a batch that fails is done again one by one, and counted then)."""
+        bus, store, usage = self.bus.deferred(), KeptReceipts(self.store), KeptUses(self.usage)
+        intake = self._intake(bus=bus, store=store, usage=usage)
+        outcomes = []
+        for message in messages:
+            transport = replayed(message.replayed_from) if message.replayed_from else "amqp"
+            raw = RawEvent(message.body, message.headers, message.content_type, message.routing_key, transport)
+            department = authenticated_department(message.user_id, self.ctx.tenant.id)
+            outcomes.append((intake.ingest(vouched(raw, message.user_id), department), transport))
+        store.flush()  # the receipts recorded before they are published
+        usage.flush()
+        bus.flush()
+        for outcome, transport in outcomes:
+            self._count(outcome, transport)
+        if len(outcomes) == 1:  # one event, one case: the worker's `handled` line names it
+            logs.bind(case_id=outcomes[0][0].case_id)
+
+    @reliable_consume("intake.registry-changed")
+    def on_registry_changed(self, message: Inbound):
+        """The county's registry published a contract version, a manifest or a retirement:
+        judge the next event by it (the other replicas follow within TenantContext.RECHECK_SECONDS)."""
+        self.ctx.refresh(force=True)
+
+    @reliable_consume(topology.INTAKE_EXPIRED)
+    def on_expired_event(self, message: Inbound):
+        """An event of intake.events whose per-message TTL ran out before it was read (the
+        broker dead-letters it here, onegrid.operator.desired): kept in quarantine as `expired`."""
         raw = RawEvent(message.body, message.headers, message.content_type, message.routing_key, "amqp")
-        self.ingest(raw, authenticated_department(message.user_id, self.ctx.tenant.id), message.user_id)
+        deaths = message.headers.get("x-death") or [{}]
+        ttl = deaths[0].get("original-expiration") if isinstance(deaths[0], dict) else None
+        department = authenticated_department(message.user_id, self.ctx.tenant.id)
+        outcome = self._intake().expired(vouched(raw, message.user_id), department, str(ttl) if ttl else None)
+        tenant = self.ctx.tenant.id
+        metrics.QUARANTINED.labels(tenant, outcome.department, outcome.reason).inc()
+        metrics.EVENTS_RECEIVED.labels(tenant, outcome.department, raw.transport, outcome.outcome).inc()
 
     @http("POST", "/events")
     def post_events(self, request):
@@ -78,41 +120,100 @@ class IntakeService(Observable):
             status, headers = refused.status, refused.headers
             payload = {"error": refused.error, "detail": refused.detail}
         metrics.HANDLER_SECONDS.labels(self.name, "post_events", str(status)).observe(time.perf_counter() - started)
-        return Response(json.dumps(payload, ensure_ascii=False), status=status, headers=headers,
-                        mimetype="application/json")
+        return Response(
+            json.dumps(payload, ensure_ascii=False), status=status, headers=headers, mimetype="application/json"
+        )
+
+    @http("GET", "/events/<path:event_id>")
+    def get_event(self, request, event_id):
+        """What became of an event the department sent: its latest receipt (404: none from it)."""
+
+        def run():
+            department = self._department(request, "GET /events/<id>")
+            found = self.store.receipt(department, event_id)
+            if found is None:
+                raise LookupError(f"no event {event_id!r} from {department}")
+            return found
+
+        return respond(run)
+
+    @http("GET", "/quarantine")
+    def get_quarantine(self, request):
+        """The department's own quarantined events, oldest first, with the whole detail and bytes."""
+
+        def run():
+            department = self._department(request, "GET /quarantine")
+            page = QuarantinePage().load(request.args.to_dict())
+            who = principal(self.ctx.tenant.id, department)
+            entries = self.store.quarantined_from(who, page["limit"], page["after"])
+            return {"department": department, "entries": [quarantine_view(e) for e in entries]}
+
+        return respond(run)
+
+    def _department(self, request, what: str) -> str:
+        """A receipt is told only to the department that sent the event: its token is needed."""
+        department = authenticate(self.gate.tokens, request.headers.get("Authorization"), False, what)
+        assert department is not None  # authenticate refuses a missing token when trust is False
+        return department
 
     @http("GET", "/asyncapi.yaml")
     def asyncapi_yaml(self, request):
-        doc = asyncapi.document(self.ctx.tenant, self.ctx.registry)
-        return Response(asyncapi.render(doc), mimetype="application/yaml")
+        return asyncapi_response(self.ctx.tenant, self.ctx.registry, "yaml")
 
     @http("GET", "/asyncapi.json")
     def asyncapi_json(self, request):
-        doc = asyncapi.document(self.ctx.tenant, self.ctx.registry)
-        return Response(json.dumps(doc, ensure_ascii=False), mimetype="application/json")
+        return asyncapi_response(self.ctx.tenant, self.ctx.registry, "json")
 
     def _post(self, request) -> tuple[int, dict, dict]:
-        tenant = self.ctx.tenant
         department = self._authenticate(request.headers.get("Authorization"))
+        try:
+            return self._admit(request, department)
+        except BusBlocked as exc:
+            raise Refused(
+                503,
+                "bus_blocked",
+                f"the bus cannot take events now ({exc}); nothing of this request was lost, send it again",
+                {"Retry-After": str(retry_after(exc.retry_after))},
+                department,
+            ) from None
+
+    def _admit(self, request, department: str | None) -> tuple[int, dict, dict]:
+        tenant = self.ctx.tenant
+        if self.bus.blocked():  # known blocked: answer now, before anything is recorded
+            raise BusBlocked(f"the broker blocks publishers: {self.bus.blocked_reason}")
         who = principal(tenant.id, department) if department else None
         if request.content_length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-            raise Refused(411, "length_required", "send the event with a Content-Length (chunked bodies are not "
-                                                  "read by this server)", department=department)
+            raise Refused(
+                411,
+                "length_required",
+                "send the event with a Content-Length (chunked bodies are not read by this server)",
+                department=department,
+            )
         if (request.content_length or 0) > tenant.max_request_bytes:
-            raise Refused(413, "request_too_large", f"{request.content_length} bytes is more than this tenant's "
-                                                    f"limit of {tenant.max_request_bytes} per request",
-                          department=department)
+            raise Refused(
+                413,
+                "request_too_large",
+                f"{request.content_length} bytes is more than this tenant's "
+                f"limit of {tenant.max_request_bytes} per request",
+                department=department,
+            )
         body = request.get_data()
         if len(body) > tenant.max_request_bytes:
-            raise Refused(413, "request_too_large", f"{len(body)} bytes is more than this tenant's limit of "
-                                                    f"{tenant.max_request_bytes} per request", department=department)
+            raise Refused(
+                413,
+                "request_too_large",
+                f"{len(body)} bytes is more than this tenant's limit of {tenant.max_request_bytes} per request",
+                department=department,
+            )
         ctype = (request.content_type or "").split(";")[0].strip()
         if ctype == ce.BATCH:
             return self._batch(body, department, who)
         self._admit_rate(department, 1)
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower().startswith(ce.HEADER_PREFIX)}
-        result = self.ingest(RawEvent(body, headers, ctype or None, None, "http"), department, who)
-        return result.http_status, _public(result), {}
+        # the HTTP binding percent-encodes attribute values; over AMQP they travel as they are
+        attrs = [(k.lower(), v) for k, v in request.headers.items() if k.lower().startswith(ce.HEADER_PREFIX)]
+        headers = {k: ce.from_http_header(v) for k, v in attrs}
+        result = self.ingest(RawEvent(body, headers, ctype or None, None, "http"), department, who, http=True)
+        return http_status(result), result.public(), {}
 
     def _authenticate(self, header: str | None) -> str | None:
         try:
@@ -122,13 +223,19 @@ class IntakeService(Observable):
 
     def _admit_rate(self, department: str | None, events: int) -> None:
         tenant = self.ctx.tenant
-        allowed, wait = self.gate.limiter.take(department or ANONYMOUS, events, tenant.rate_per_department,
-                                               tenant.burst_per_department)
+        allowed, wait = self.gate.limiter.take(
+            department or ANONYMOUS, events, tenant.rate_per_department, tenant.burst_per_department
+        )
         if not allowed:
-            raise Refused(429, "rate_limited", f"{department or 'unauthenticated requests'} may send "
-                                               f"{tenant.rate_per_department:g} events/s (bursts of "
-                                               f"{tenant.burst_per_department}); {events} more would be over it",
-                          {"Retry-After": str(retry_after(wait))}, department)
+            raise Refused(
+                429,
+                "rate_limited",
+                f"{department or 'unauthenticated requests'} may send "
+                f"{tenant.rate_per_department:g} events/s (bursts of "
+                f"{tenant.burst_per_department}); {events} more would be over it",
+                {"Retry-After": str(retry_after(wait))},
+                department,
+            )
 
     def _batch(self, body: bytes, department: str | None, who: str | None) -> tuple[int, dict, dict]:
         tenant = self.ctx.tenant
@@ -136,65 +243,98 @@ class IntakeService(Observable):
             events = json.loads(body.decode("utf-8"))  # a NaN inside one event is that event's to answer
         except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, too deep, numbers too long
             self._admit_rate(department, 1)
-            result = self.ingest(RawEvent(body, {}, ce.BATCH, None, "http"), department, who)  # kept, with the bytes
-            return 422, {"error": "malformed_batch", "detail": f"batch is not a JSON array: {exc}",
-                         "quarantine_id": result.quarantine_id}, {}
+            result = self.ingest(RawEvent(body, {}, ce.BATCH, None, "http"), department, who, http=True)  # kept
+            return (
+                422,
+                {
+                    "error": "malformed_batch",
+                    "detail": f"batch is not a JSON array: {exc}",
+                    "quarantine_id": result.quarantine_id,
+                },
+                {},
+            )
         if not isinstance(events, list):
-            raise Refused(422, "malformed_batch", "a batch is a JSON array of structured CloudEvents",
-                          department=department)
+            raise Refused(
+                422, "malformed_batch", "a batch is a JSON array of structured CloudEvents", department=department
+            )
         if len(events) > tenant.max_batch:
-            raise Refused(413, "batch_too_large", f"{len(events)} events is more than the batch limit "
-                                                  f"{tenant.max_batch}", department=department)
+            raise Refused(
+                413,
+                "batch_too_large",
+                f"{len(events)} events is more than the batch limit {tenant.max_batch}",
+                department=department,
+            )
         self._admit_rate(department, max(1, len(events)))
-        # each event on its own: ASCII JSON, so a lone surrogate escape survives to be judged
-        results = [_public(self.ingest(RawEvent(json.dumps(e).encode(), {}, ce.STRUCTURED, None, "http"),
-                                        department, who)) for e in events]
-        counts = {}
+        results = [
+            self.ingest(
+                RawEvent(_one_of_batch(e), {}, ce.STRUCTURED, None, "http"), department, who, http=True
+            ).public()
+            for e in events
+        ]
+        counts: dict[str, int] = {}
         for r in results:
             counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
         return 200, {"counts": counts, "results": results}, {}
 
-    def ingest(self, raw: RawEvent, department: str | None = None, who: str | None = None) -> Outcome:
+    def ingest(
+        self, raw: RawEvent, department: str | None = None, who: str | None = None, http: bool = False
+    ) -> Outcome:
         """Judge one event; `department` is the authenticated one, `who` the principal that
-        authenticated (kept with a quarantined event, so a replay is judged as the original)."""
-        tenant = self.ctx.tenant
-        verdict = admit(raw, tenant, self.ctx.registry, department)
-        if isinstance(verdict, Rejected):
-            return self._quarantine(raw, verdict, who)
-        case = new_case(verdict, now_iso(), raw.transport)
-        created, case_id, recorded, status = self.store.register_case(case, verdict.dedup_key)
-        action = "register" if created else on_resend(verdict.digest, recorded, status)
-        if action == "id_reused":
-            return self._quarantine(raw, Rejected(
-                "id_reused", f"event id {verdict.envelope.id!r} from {verdict.envelope.source} already made case "
-                             f"{case_id} with other content", verdict.envelope.department), who)
-        if action in ("register", "republish"):
-            self._announce(verdict, {**case, "id": case_id})
-        outcome = "registered" if created else "duplicate"
-        metrics.EVENTS_RECEIVED.labels(tenant.id, verdict.envelope.department, raw.transport, outcome).inc()
-        if created:
-            metrics.CASES_REGISTERED.labels(tenant.id, verdict.envelope.department, verdict.category).inc()
-        return Outcome(outcome, case_id=case_id, event_id=verdict.envelope.id)
+        authenticated (kept with a quarantined event, so a replay is judged as the original).
+        Over HTTP the announcement waits at most HTTP_PUBLISH_TIMEOUT (BusBlocked after);
+        a message handler waits for the broker as long as it takes."""
+        outcome = self._intake(http).ingest(vouched(raw, who), department)
+        self._count(outcome, raw.transport)
+        return outcome
 
-    def _announce(self, verdict: Accepted, case: dict) -> None:
-        env = ce.new(tenant=case["tenant"], department=case["department"], type="case.registered",
-                     source=f"/{case['tenant']}/intake", subject=case["id"], id=f"{case['id']}.registered")
-        self.bus.publish(env, case)
-
-    def _quarantine(self, raw: RawEvent, rejected: Rejected, who: str | None = None) -> Outcome:
-        # a publisher's own user id is not to be trusted; a redelivery's bookkeeping would make
-        # the same message a second entry
-        headers = {k: v for k, v in raw.headers.items() if k != USER_ID and k not in BOOKKEEPING}
-        if who:
-            headers[USER_ID] = who
-        _, entry = self.store.quarantine(raw.body, headers, raw.content_type, raw.routing_key, raw.transport,
-                                         rejected.reason, rejected.detail, rejected.department)
+    def _count(self, outcome: Outcome, transport: str) -> None:
         tenant = self.ctx.tenant.id
-        metrics.QUARANTINED.labels(tenant, rejected.department, rejected.reason).inc()
-        metrics.EVENTS_RECEIVED.labels(tenant, rejected.department, raw.transport, "quarantined").inc()
-        return Outcome("quarantined", reason=rejected.reason, detail=rejected.detail, quarantine_id=entry)
+        if outcome.outcome == "quarantined":
+            metrics.QUARANTINED.labels(tenant, outcome.department, outcome.reason).inc()
+        metrics.EVENTS_RECEIVED.labels(tenant, outcome.department, transport, outcome.outcome).inc()
+        if outcome.version is not None:  # accepted: counted per contract version (the registry's usage too)
+            metrics.CONTRACT_EVENTS.labels(tenant, outcome.department, outcome.event_type, str(outcome.version)).inc()
+        if outcome.outcome == "registered":
+            metrics.CASES_REGISTERED.labels(tenant, outcome.department, outcome.category).inc()
+        logs.event("ingested", outcome.public())  # each event of a batch on its own line
+
+    def _intake(self, http: bool = False, bus: Publisher | None = None, store=None, usage=None) -> Intake:
+        """`bus`, `store`, `usage`: a batch's (Deferred, KeptReceipts, KeptUses), else the service's."""
+        if bus is None:
+            bus = self.bus.bounded(HTTP_PUBLISH_TIMEOUT) if http else self.bus
+        return Intake(
+            self.ctx.tenant,
+            self.ctx.registry,
+            store or self.store,
+            bus,
+            CLOCK,
+            locator=self.ctx.locator,
+            usage=usage or self.usage,
+        )
 
 
-def _public(outcome: Outcome) -> dict:
-    return {k: v for k, v in asdict(outcome).items() if v is not None}
+def vouched(raw: RawEvent, who: str | None) -> RawEvent:
+    """The event with only the headers the transport vouches for, as it is kept if quarantined:
+    a publisher's own user id is not to be trusted (the one that authenticated replaces it), and
+    a redelivery's bookkeeping would make the same message a second entry. The CloudEvents
+    attributes (`ce-*`) that admission reads are untouched."""
+    headers = {k: v for k, v in raw.headers.items() if k != USER_ID and k not in BOOKKEEPING}
+    if who:
+        headers[USER_ID] = who
+    return replace(raw, headers=headers)
 
+
+def http_status(outcome: Outcome) -> int:
+    if outcome.outcome == "quarantined":
+        return 413 if outcome.reason == "payload_too_large" else 422
+    return 201 if outcome.outcome == "registered" else 200
+
+
+def _one_of_batch(event) -> bytes:
+    """One event of a batch as the bytes it is judged by: UTF-8 as sent, so its size is its own
+    (ASCII escapes would count a Chinese character as six bytes and refuse an event under the
+    limit); ASCII JSON only when it holds a lone surrogate, so the escape survives to be judged."""
+    try:
+        return json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(event).encode()

@@ -5,22 +5,31 @@ work order goes to the next department; a whistle or a reopen can add department
 The tenant's routing table decides (first matching rule wins, so the same case always
 routes the same way); a case no rule covers goes to the command centre with the reason.
 Each work order carries its acknowledge and resolve deadlines from the deadline table.
+
+Entrypoints only: this reads the message (which case, and whether it may be a redelivery),
+onegrid.app.routing decides, records and publishes, and the work orders recorded are counted.
 """
+
 from __future__ import annotations
 
 import json
-import time
 
-from onegrid import envelope as ce
-from onegrid import metrics, settings
-from onegrid.adapters import topology
-from onegrid.adapters.announce import announce
-from onegrid.adapters.providers import CaseworkProvider, Observable, RedisStore, TenantBus, TenantContext
-from onegrid.adapters.reliable import ATTEMPT, Inbound, reliable_consume
-from onegrid.adapters.store import now_iso
-from onegrid.domain.cases import new_work_order
-from onegrid.domain.routing import Decision, command_centre, reroute, route
-from onegrid.domain.supervision import deadlines, find_primary
+from onegrid.adapters.calendar import CHINA
+from onegrid.adapters.nameko.batch import batch_consume
+from onegrid.adapters.nameko.providers import (
+    CaseworkProvider,
+    Observable,
+    OutboxAnnouncer,
+    RedisStore,
+    TenantBus,
+    TenantContext,
+)
+from onegrid.adapters.nameko.reliable import ATTEMPT, Inbound, reliable_consume
+from onegrid.adapters.redis.duplicates import DuplicateBook
+from onegrid.app.ports import Publisher
+from onegrid.app.routing import Dispatched, Merged, OnSite, Routing
+from onegrid.kernel import metrics, settings
+from onegrid.kernel.clock import CLOCK
 
 
 class RoutingService(Observable):
@@ -29,76 +38,55 @@ class RoutingService(Observable):
     store = RedisStore()
     work = CaseworkProvider()
     bus = TenantBus()
+    books = DuplicateBook  # the store's duplicate suggestions (a unit test hands a fake)
 
-    @reliable_consume("routing.case-registered")
-    def on_case_registered(self, message: Inbound):
-        case = self.store.case(json.loads(message.body)["id"])
-        if case is None:  # intake records before it announces: a missing case is a fault to retry
-            raise LookupError(f"case {json.loads(message.body)['id']} announced but not in the store")
-        if case["status"] == "registered":
-            pol = self.work.policy
-            occurred = case.get("occurred", case["at"])
-            candidates = self.store.recent(case["category"], occurred - pol.duplicate_window,
-                                           occurred + pol.duplicate_window)
-            primary = find_primary(case, candidates, pol)
-            if primary is not None:
-                out = self.work.merge(case["id"], primary["id"])
-                announce(self.bus, self.store, out.outbox, f"/{self.ctx.tenant.id}/routing")
-                return
-        elif case["status"] in ("merged", "rejected", "closed"):
-            return
-        decision = route(self.ctx.tenant, case["category"], case["severity"], case["grid"])
-        self.dispatch(case, decision, decision.departments, decision.reason, _again(message))
+    @batch_consume("routing.case-registered")
+    def on_case_registered(self, messages: list[Inbound]):
+        """A batch of registered cases (onegrid.adapters.nameko.batch), routed in turn (a
+        duplicate in the same batch sees its primary dispatched), their work orders and
+        announcements sent together and confirmed once at the end, then counted."""
+        bus = self.bus.deferred()
+        routing = self._routing(bus)
+        results = [routing.case_registered(json.loads(m.body)["id"], _again(m)) for m in messages]
+        bus.flush()
+        for result in results:
+            self._count(result)
 
     @reliable_consume("routing.work-order-returned")
     def on_work_order_returned(self, message: Inbound):
-        returned = json.loads(message.body)
-        case = self.store.case(returned["id"] if "work_order" in returned else returned["case_id"])
-        if case is None:
-            raise LookupError(f"a returned work order names an unknown case: {message.body[:200]!r}")
-        if case["status"] in ("merged", "rejected", "closed"):
-            return
-        tried = {w["department"] for w in self.store.work_orders_of(case["id"])}
-        decision = route(self.ctx.tenant, case["category"], case["severity"], case["grid"])
-        department, reason = reroute(self.ctx.tenant, decision, tried)
-        if reason == "returned_by_all":
-            decision = command_centre(self.ctx.tenant, reason)
-        self.dispatch(case, decision, (department,), reason, _again(message))
+        returned = json.loads(message.body)  # the case as it is now, with the returned work order
+        case_id = returned["id"] if "work_order" in returned else returned["case_id"]
+        self._count(self._routing().work_order_returned(case_id, _again(message)))
 
     @reliable_consume("routing.dispatch-requested")
     def on_dispatch_requested(self, message: Inbound):
         """A whistle or a reopen asks for more departments on a case, at its current level."""
         request = json.loads(message.body)
-        case = self.store.case(request["case_id"])
-        if case is None or case["status"] in ("merged", "rejected", "closed"):
-            return
-        level = case["level"] or "county"
-        decision = Decision(level, self.ctx.tenant.ancestor(case["grid"], level).code,
-                            tuple(request["departments"]), (), None, request["reason"])
-        self.dispatch(case, decision, decision.departments, request["reason"], _again(message))
+        routing = self._routing()
+        self._count(
+            routing.dispatch_requested(request["case_id"], request["departments"], request["reason"], _again(message))
+        )
 
-    def dispatch(self, case: dict, decision: Decision, departments, reason: str, again: bool) -> None:
-        at, now, tenant = now_iso(), time.time(), self.ctx.tenant
-        spans = deadlines(tenant, case["category"], case["severity"], settings.time_scale())
-        orders = [new_work_order(case, d, decision, reason, at, spans, now) for d in departments]
-        created = set(self.store.dispatch(case, decision, orders, at))
-        for wo in orders:
-            # a redelivery may follow a crash between the store and the publish: send again
-            if wo["id"] in created or again:
-                env = ce.new(tenant=tenant.id, department=wo["department"], type="work_order.dispatched",
-                             source=f"/{tenant.id}/routing", subject=wo["id"], id=f"{wo['id']}.dispatched")
-                self.bus.publish(env, wo, exchange=topology.WORKORDERS, routing_key=wo["department"])
-            if wo["id"] in created:
-                metrics.WORK_ORDERS.labels(tenant.id, wo["department"], wo["level"], reason).inc()
-        if created or again:
-            env = ce.new(tenant=tenant.id, department=case["department"], type="case.dispatched",
-                         source=f"/{tenant.id}/routing", subject=case["id"],
-                         id=f"{case['id']}.dispatched.{'-'.join(sorted(o['id'] for o in orders))}"[:200])
-            if case["status"] == "registered":  # what the dispatch script just recorded
-                case = {**case, "status": "dispatched", "level": decision.level, "unit": decision.unit,
-                        "dispatched_at": at}
-            self.bus.publish(env, {**case, "work_orders": orders}, mandatory=False)
+    @reliable_consume("routing.registry-changed")
+    def on_registry_changed(self, message: Inbound):
+        """A published manifest (routing table, deadlines) applies from the next case on."""
+        self.ctx.refresh(force=True)
+
+    def _routing(self, bus: Publisher | None = None) -> Routing:
+        """`bus`: a batch's Deferred publisher; the outbox always publishes at once, since it
+        removes what it announced from the store's outbox as soon as it is confirmed."""
+        outbox = OutboxAnnouncer(self.bus, self.store, f"/{self.ctx.tenant.id}/routing")
+        book = self.books(self.store)
+        return Routing(
+            self.ctx.tenant, self.store, self.work, bus or self.bus, outbox, CLOCK, book, settings.time_scale(), CHINA
+        )
+
+    def _count(self, result: Dispatched | Merged | OnSite | None) -> None:
+        if isinstance(result, Dispatched):
+            for wo in result.recorded:
+                metrics.WORK_ORDERS.labels(self.ctx.tenant.id, wo["department"], wo["level"], wo["reason"]).inc()
 
 
 def _again(message: Inbound) -> bool:
+    """A redelivery or a retry: a crash may have come between the record and the publish."""
     return message.redelivered or bool(message.headers.get(ATTEMPT))

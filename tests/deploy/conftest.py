@@ -2,6 +2,7 @@
 its rendered topology (users, permissions, policies, queues, bindings) applied as the
 Messaging Topology Operator would, its Secrets as `onegrid tenant secrets` makes them, and
 every service running as its own least-privileged bus user with the Secret's AMQP URI."""
+
 from __future__ import annotations
 
 import signal
@@ -12,7 +13,7 @@ from urllib.parse import quote, urlparse
 
 import pytest
 
-from tests.conftest import County, free_port_base
+from tests.conftest import County, free_port_base, port_span
 from tests.deploy.helpers import TopologyApplier, local
 
 
@@ -33,15 +34,18 @@ class Deployed:
 
     def user_uri(self, user_cr: str) -> str:
         creds = self.secrets[f"bus-user-{user_cr}"]
-        return (f"amqp://{quote(creds['username'], safe='')}:{quote(creds['password'], safe='')}@"
-                f"{self.amqp_host[0]}:{self.amqp_host[1]}/{quote(self.county.id, safe='')}")
+        return (
+            f"amqp://{quote(creds['username'], safe='')}:{quote(creds['password'], safe='')}@"
+            f"{self.amqp_host[0]}:{self.amqp_host[1]}/{quote(self.county.id, safe='')}"
+        )
 
 
 @pytest.fixture(scope="package")
 def deployed(tmp_path_factory):
     warnings.filterwarnings("ignore", message=r"\s+Eventlet is deprecated")
-    from onegrid import k8s, settings
-    from onegrid.runner import ServiceSet
+    from onegrid.kernel import settings
+    from onegrid.operator import k8s
+    from sim.runner import ServiceSet
 
     county = County(tmp_path_factory.mktemp("deployed"), services=())
     topology = k8s.topology_resources(county.tenant)
@@ -49,20 +53,25 @@ def deployed(tmp_path_factory):
     secrets = {s["metadata"]["name"]: s["stringData"] for s in secret_docs}
     applier = TopologyApplier(settings.management_url(), secret_docs)
     base = urlparse(settings.amqp_base())
-    d = Deployed(county, topology, secrets, amqp_host=(base.hostname, base.port or 5672),
-                 management=settings.management_url())
+    d = Deployed(
+        county, topology, secrets, amqp_host=(base.hostname, base.port or 5672), management=settings.management_url()
+    )
     try:
         applier.apply(topology)
         (county.contracts.parent / "logs").mkdir(parents=True, exist_ok=True)
         env_secrets = {name: secrets[secret] for name, secret in k8s.SERVICE_ENV_SECRETS.items() if secret in secrets}
         for shape in k8s.service_shapes():
-            svc = ServiceSet(county.id, d.bus_uri(f"bus-user-{shape.bus_user}"), port_base=free_port_base(8),
-                             log_dir=county.contracts.parent / "logs",
-                             env={"CONTRACTS_DIR": str(county.contracts), **env_secrets.get(shape.name, {})},
-                             services=(shape.name,))
+            svc = ServiceSet(
+                county.id,
+                d.bus_uri(f"bus-user-{shape.bus_user}"),
+                port_base=free_port_base(port_span()),
+                log_dir=county.contracts.parent / "logs",
+                env={"CONTRACTS_DIR": str(county.contracts), **env_secrets.get(shape.name, {})},
+                services=(shape.name,),
+            )
             d.services[shape.name] = svc
             svc.start_one(shape.name)
-        for name, svc in d.services.items():
+        for svc in d.services.values():
             svc.wait_ready(90)
         yield d
     finally:
@@ -81,23 +90,46 @@ def log_of(d: Deployed, service: str) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
-
 @pytest.fixture(scope="package")
 def traffic(deployed):
     """A little of everything: good events from every kind of reporter and one bad event in
     five, published as the departments do; returns once intake and routing have handled them."""
     from tests.support import publish, wait_until
+
     county = deployed.county
     planned = county.simulator(seed=61).plan(40, bad_every=5)
     publish(county.uri, planned)
     bad = sum(1 for p in planned if p.expect != "case")
     wait_until(lambda: county.store.stats().get("quarantined", 0) >= bad, what="bad events quarantined", timeout=30)
-    wait_until(lambda: county.store.stats().get("cases_dispatched", 0) >= len(planned) - bad,
-               what="cases dispatched", timeout=30)
+    wait_until(
+        lambda: county.store.stats().get("cases_dispatched", 0) >= len(planned) - bad,
+        what="cases dispatched",
+        timeout=30,
+    )
+    if "open311" in deployed.services:  # a citizen's request through the door, published as its own user
+        deployed.door_token = door_request(deployed)
     return planned
+
+
+def door_request(deployed) -> str:
+    """One request through the Open311 door (a point inside a grid); its token."""
+    import requests
+
+    from onegrid.adapters.geo import shape_of
+    from onegrid.adapters.redis.open311 import Clients
+
+    county = deployed.county
+    spot = shape_of(county.tenant.geography.grids()[0]).representative_point()
+    key = Clients(county.store.r, county.id).issue("deploy-test")
+    form = {"api_key": key, "service_code": "other", "lat": spot.y, "long": spot.x, "description": "路灯不亮已经三天"}
+    answer = requests.post(deployed.url("open311") + "/open311/v2/requests.json", data=form, timeout=10)
+    assert answer.status_code == 201, answer.text
+    got = answer.json()[0]
+    return got.get("token") or county.store.case(got["service_request_id"])["event_id"]
 
 
 @pytest.fixture(scope="package")
 def scrapes(deployed, traffic) -> dict[str, str]:
     import requests
+
     return {name: requests.get(deployed.url(name) + "/metrics", timeout=5).text for name in deployed.services}

@@ -1,13 +1,16 @@
 """Shared by the deployment tests: where the manifests and tools are, PromQL metric-name
 extraction, and a stand-in for the Messaging Topology Operator that applies the rendered
 topology resources to a real RabbitMQ through its management API."""
+
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
@@ -30,9 +33,20 @@ FUTURE_METRICS: set[str] = set()  # every metric the dashboards and rules name i
 # Not exported by OneGrid: RabbitMQ's rabbitmq_prometheus plugin (per-object metrics, labels
 # vhost and queue) and the series Prometheus itself makes for every target.
 EXTERNAL_METRICS = {
-    "rabbitmq_queue_messages", "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_messages",
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
     "rabbitmq_queue_consumers",
+    "rabbitmq_alarms_memory_used_watermark",
+    "rabbitmq_alarms_free_disk_space_watermark",
     "up",
+    # oliver006/redis_exporter beside each county's Redis (deploy/k8s/base/redis.yaml); names
+    # checked against the exporter run on a real Redis's INFO
+    "redis_memory_used_bytes",
+    "redis_memory_max_bytes",
+    "redis_aof_last_bgrewrite_status",
+    "redis_aof_last_write_status",
+    "redis_connected_slaves",
 }
 
 
@@ -45,9 +59,10 @@ def tool(name: str) -> str | None:
 def need(name: str, why: str = "") -> str:
     path = tool(name)
     if path is None:
-        how = {"promtool": "Debian's prometheus package (scripts/ensure-tools.sh, run by `make test`)",
-               "prometheus": "Debian's prometheus package (scripts/ensure-tools.sh, run by `make test`)"}.get(
-            name, "pip install -e '.[test]'")
+        how = {
+            "promtool": "Debian's prometheus package (scripts/ensure-tools.sh, run by `make test`)",
+            "prometheus": "Debian's prometheus package (scripts/ensure-tools.sh, run by `make test`)",
+        }.get(name, "pip install -e '.[test]'")
         pytest.skip(f"{name} is not installed ({how}){': ' + why if why else ''}")
     return path
 
@@ -69,8 +84,7 @@ def prometheus_rule() -> dict:
 def unwrapped_rules(dest: Path) -> Path:
     """The PrometheusRule's groups as a plain Prometheus rule file (what promtool reads)."""
     path = dest / "onegrid-alerts.rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": prometheus_rule()["spec"]["groups"]}, sort_keys=False),
-                    encoding="utf-8")
+    path.write_text(yaml.safe_dump({"groups": prometheus_rule()["spec"]["groups"]}, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -104,8 +118,22 @@ def dashboard_queries(board: dict) -> list[str]:
 
 
 # -- PromQL, just enough to find the metrics a query names ----------------------------------
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left",
-             "group_right", "inf", "nan", "atan2"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+    "atan2",
+}
 
 
 def _strip(expr: str) -> str:
@@ -125,12 +153,13 @@ def selectors(expr: str) -> list[tuple[str, set[str]]]:
     for m in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
         grouping |= {x.strip() for x in m[1].split(",") if x.strip()}
     cleaned = re.sub(r"\$\{?\w+\}?", "", re.sub(r"\[[^\]]*\]", "", expr))
+    cleaned = re.sub(r'"(?:[^"\\]|\\.)*"', '""', cleaned)  # string arguments (label_replace's) name no metric
     cleaned = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", cleaned)
     for m in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(\{(?:[^{}\"]|\"(?:[^\"\\]|\\.)*\")*\})?", cleaned):
         name, matchers = m[1], m[2]
         if not name and not matchers:
             continue
-        rest = cleaned[m.end():].lstrip()
+        rest = cleaned[m.end() :].lstrip()
         if name and (rest.startswith("(") or name in _KEYWORDS or re.fullmatch(r"[0-9.eE+-]+", name)):
             continue
         labels = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers or ""))
@@ -145,10 +174,10 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr):
         name = m.group(0)
-        following = expr[m.end():].lstrip()
+        following = expr[m.end() :].lstrip()
         if following.startswith("(") or name in _KEYWORDS:
             continue
-        before = expr[:m.start()]
+        before = expr[: m.start()]
         if re.search(r"[0-9.]$", before) or re.fullmatch(r"[eE]", name):
             continue
         names.add(name)
@@ -164,10 +193,13 @@ def exported_names(scrape: str) -> set[str]:
             _, _, family, kind = line.split(maxsplit=3)
             if kind == "counter":  # declared as `x_total` (no samples yet) or `x`
                 family = family.removesuffix("_total")
-            names |= {"counter": {f"{family}_total", f"{family}_created"},
-                      "histogram": {f"{family}_bucket", f"{family}_count", f"{family}_sum", f"{family}_created"},
-                      "summary": {family, f"{family}_count", f"{family}_sum", f"{family}_created"},
-                      "gauge": {family}, "info": {f"{family}_info"}}.get(kind, {family})
+            names |= {
+                "counter": {f"{family}_total", f"{family}_created"},
+                "histogram": {f"{family}_bucket", f"{family}_count", f"{family}_sum", f"{family}_created"},
+                "summary": {family, f"{family}_count", f"{family}_sum", f"{family}_created"},
+                "gauge": {family},
+                "info": {f"{family}_info"},
+            }.get(kind, {family})
         elif line and not line.startswith("#"):
             names.add(re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0))
     return names
@@ -207,9 +239,16 @@ class TopologyApplier:
     def _user(self, name, spec):
         creds = self.secrets[spec["importCredentialsSecret"]["name"]]
         self.usernames[name] = creds["username"]
-        self._call("PUT", f"/users/{q(creds['username'])}", {"password": creds["password"],
-                                                             "tags": ",".join(spec.get("tags", []))})
+        self._call(
+            "PUT",
+            f"/users/{q(creds['username'])}",
+            {"password": creds["password"], "tags": ",".join(spec.get("tags", []))},
+        )
         self.created_users.append(creds["username"])
+        if "connections" in spec.get("limits", {}):  # the operator sets a User's limits as user limits
+            self._call(
+                "PUT", f"/user-limits/{q(creds['username'])}/max-connections", {"value": spec["limits"]["connections"]}
+            )
 
     def _username(self, spec) -> str:
         return spec.get("user") or self.usernames[spec["userReference"]["name"]]
@@ -221,26 +260,45 @@ class TopologyApplier:
         self._call("PUT", f"/topic-permissions/{q(spec['vhost'])}/{q(self._username(spec))}", spec["permissions"])
 
     def _policy(self, name, spec):
-        self._call("PUT", f"/policies/{q(spec['vhost'])}/{q(spec['name'])}",
-                   {"pattern": spec["pattern"], "definition": spec["definition"],
-                    "priority": spec.get("priority", 0), "apply-to": spec.get("applyTo", "all")})
+        self._call(
+            "PUT",
+            f"/policies/{q(spec['vhost'])}/{q(spec['name'])}",
+            {
+                "pattern": spec["pattern"],
+                "definition": spec["definition"],
+                "priority": spec.get("priority", 0),
+                "apply-to": spec.get("applyTo", "all"),
+            },
+        )
 
     def _exchange(self, name, spec):
-        self._call("PUT", f"/exchanges/{q(spec['vhost'])}/{q(spec['name'])}",
-                   {"type": spec["type"], "durable": spec.get("durable", False),
-                    "auto_delete": spec.get("autoDelete", False), "arguments": spec.get("arguments", {})})
+        self._call(
+            "PUT",
+            f"/exchanges/{q(spec['vhost'])}/{q(spec['name'])}",
+            {
+                "type": spec["type"],
+                "durable": spec.get("durable", False),
+                "auto_delete": spec.get("autoDelete", False),
+                "arguments": spec.get("arguments", {}),
+            },
+        )
 
     def _queue(self, name, spec):
         args = dict(spec.get("arguments") or {})
         if spec.get("type"):
             args["x-queue-type"] = spec["type"]  # what the operator's client does with `type`
-        self._call("PUT", f"/queues/{q(spec['vhost'])}/{q(spec['name'])}",
-                   {"durable": spec.get("durable", False), "auto_delete": spec.get("autoDelete", False),
-                    "arguments": args})
+        self._call(
+            "PUT",
+            f"/queues/{q(spec['vhost'])}/{q(spec['name'])}",
+            {"durable": spec.get("durable", False), "auto_delete": spec.get("autoDelete", False), "arguments": args},
+        )
 
     def _binding(self, name, spec):
-        self._call("POST", f"/bindings/{q(spec['vhost'])}/e/{q(spec['source'])}/q/{q(spec['destination'])}",
-                   {"routing_key": spec.get("routingKey", ""), "arguments": spec.get("arguments", {})})
+        self._call(
+            "POST",
+            f"/bindings/{q(spec['vhost'])}/e/{q(spec['source'])}/q/{q(spec['destination'])}",
+            {"routing_key": spec.get("routingKey", ""), "arguments": spec.get("arguments", {})},
+        )
 
     def delete_users(self) -> None:
         for user in self.created_users:
@@ -256,3 +314,14 @@ def local(uri: str, host: str, port: int) -> str:
     parsed = urlparse(uri)
     userinfo = parsed.netloc.rsplit("@", 1)[0]
     return parsed._replace(netloc=f"{userinfo}@{host}:{port}").geturl()
+
+
+@contextmanager
+def queue_defaults():
+    """The queue type and retry tiers a deployment runs with (its ConfigMap sets neither), not
+    this test run's shorter RETRY_DELAYS_MS."""
+    saved = {k: os.environ.pop(k) for k in ("RETRY_DELAYS_MS", "ONEGRID_QUEUE_TYPE") if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

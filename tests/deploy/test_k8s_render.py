@@ -1,7 +1,8 @@
-"""The generated Kubernetes files are what onegrid/k8s.py renders from the code and the
+"""The generated Kubernetes files are what onegrid/operator/k8s.py renders from the code and the
 tenant manifests (so they cannot drift), and what is rendered holds OneGrid's rules: every
-service deployed and probed, the broker topology taken from onegrid.adapters.topology,
+service deployed and probed, the broker topology taken from onegrid.adapters.amqp.topology,
 least privilege on the bus, and no secret in the repository."""
+
 from __future__ import annotations
 
 import re
@@ -10,12 +11,13 @@ import warnings
 import pytest
 import yaml
 
-from onegrid import k8s
-from onegrid.adapters import topology
-from onegrid.cli import main as cli
-from onegrid.contracts import load_strict
-from onegrid.runner import SERVICES
-from tests.deploy.helpers import DEPLOY, ROOT
+from onegrid.adapters.amqp import topology
+from onegrid.app.registry import load_strict
+from onegrid.catalogue import SERVICES
+from onegrid.cli.main import main as cli
+from onegrid.kernel import topology as names
+from onegrid.operator import k8s
+from tests.deploy.helpers import DEPLOY, ROOT, queue_defaults
 
 warnings.filterwarnings("ignore", message=r"\s+Eventlet is deprecated")
 
@@ -36,8 +38,11 @@ def _docs(path):
 
 def test_committed_files_are_what_the_renderer_makes(registry):
     rendered = k8s.render(list(registry.tenants.values()), registry.tenants, DEPLOY)
-    stale = [str(p.relative_to(ROOT)) for p, text in rendered.files.items()
-             if not p.exists() or p.read_text(encoding="utf-8") != text]
+    stale = [
+        str(p.relative_to(ROOT))
+        for p, text in rendered.files.items()
+        if not p.exists() or p.read_text(encoding="utf-8") != text
+    ]
     assert not stale, f"out of date: {stale}; run `.venv/bin/onegrid tenant render-k8s --all`"
     committed = {p.name for p in (DEPLOY / "overlays").iterdir()}
     assert committed == set(registry.tenants), "every tenant manifest has an overlay, and only those"
@@ -56,10 +61,12 @@ def test_deployments_are_probed_bounded_and_shut_down_gracefully(shapes):
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]
         assert c["args"] == ["serve", name] and c["image"] == "onegrid"
-        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}, (name, probe)
+        # liveness and startup ask nothing of Redis or the broker; readiness does (probes.py)
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez"), ("startupProbe", "/livez")):
+            assert c[probe]["httpGet"] == {"path": path, "port": "http"}, (name, probe)
         assert set(c["resources"]) == {"requests", "limits"} and all(
-            set(c["resources"][k]) == {"cpu", "memory"} for k in ("requests", "limits")), name
+            set(c["resources"][k]) == {"cpu", "memory"} for k in ("requests", "limits")
+        ), name
         # nameko finishes running handlers on SIGTERM: the slowest is bounded by the Redis pool
         # wait (10 s, RedisStore) plus a command and a confirmed publish; preStop sleeps 5 s first
         assert pod["terminationGracePeriodSeconds"] >= 30 + 5, name
@@ -77,25 +84,40 @@ def test_queues_exchanges_and_bindings_are_topologys(registry):
         by_kind = {}
         for doc in docs:
             by_kind.setdefault(doc["kind"], []).append(doc["spec"])
-        with k8s._topology_defaults():
+        with queue_defaults():
             expected = topology.all_queues(tenant.departments)
         assert [q["name"] for q in by_kind["Queue"]] == [q.name for q in expected]
-        for spec, queue in zip(by_kind["Queue"], expected):
+        for spec, queue in zip(by_kind["Queue"], expected, strict=True):
             args = dict(queue.queue_arguments)
             assert spec.get("type") == args.pop("x-queue-type", None), spec["name"]
             assert spec.get("arguments", {}) == args and spec["durable"] is True, spec["name"]
             assert spec["deletionPolicy"] == "retain" and spec["vhost"] == tenant.id
-        bound = {(b["source"], b["destination"], b["routingKey"]) for b in by_kind["Binding"]}
-        assert bound == {(q.exchange.name, q.name, q.routing_key) for q in expected if q.exchange.name}
-        assert {e["name"] for e in by_kind["Exchange"]} == {topology.INTAKE.name, topology.EVENTS.name,
-                                                            topology.WORKORDERS.name}
-        for quorum in (q for q in by_kind["Queue"] if q.get("type") == "quorum" and not q["name"].endswith(".dlq")
-                       and not q["name"].startswith("workorders.")):
+        bound = {(b["source"], b["destination"], b["routingKey"]): b.get("arguments", {}) for b in by_kind["Binding"]}
+        consumed = topology.routes(expected)  # and the history streams' bindings
+        # and the dead letters' queue, bound (by onboarding only) for every other dead-letter reason
+        dead = {
+            (names.INTAKE_DEAD, queue, why): names.binding_arguments(names.INTAKE_DEAD, why)
+            for why, queue in names.INTAKE_DEAD_LETTERS.items()
+            if queue not in names.CONSUMED
+        }
+        assert bound == {**consumed, **dead}
+        assert {e["name"]: e["type"] for e in by_kind["Exchange"]} == names.EXCHANGES
+        for quorum in (
+            q
+            for q in by_kind["Queue"]
+            if q.get("type") == "quorum"
+            and not q["name"].endswith(".dlq")
+            and not q["name"].startswith(("workorders.", "receipts."))
+        ):
             assert quorum["name"] in topology.CONSUMED
         policies = {p["name"]: p for p in by_kind["Policy"]}
         for name in topology.CONSUMED:
             p = policies[f"onegrid-consumed-{name}"]
-            assert re.fullmatch(p["pattern"], name) and p["definition"]["dead-letter-routing-key"] == f"{name}.dlq"
+            assert re.fullmatch(p["pattern"], name)
+            if name == "intake.events":  # sorted by why: see onegrid.kernel.topology.INTAKE_DEAD_LETTERS
+                assert p["definition"]["dead-letter-exchange"] == names.INTAKE_DEAD
+            else:
+                assert p["definition"]["dead-letter-routing-key"] == f"{name}.dlq"
 
 
 def test_departments_may_publish_only_as_themselves_and_read_only_their_queue(registry):
@@ -108,12 +130,18 @@ def test_departments_may_publish_only_as_themselves_and_read_only_their_queue(re
         p, t = perms[name], topic[name]
         assert p["configure"] == "^$"
         assert re.fullmatch(p["write"], "onegrid.intake") and not re.fullmatch(p["write"], "onegrid.events")
-        assert re.fullmatch(p["read"], f"workorders.{dept}")
+        assert re.fullmatch(p["read"], f"workorders.{dept}") and re.fullmatch(p["read"], f"receipts.{dept}")
         others = [d for d in tenant.departments if d != dept]
-        assert not any(re.fullmatch(p["read"], f"workorders.{o}") for o in others)
+        assert not any(re.fullmatch(p["read"], f"{q}.{o}") for o in others for q in ("workorders", "receipts"))
         assert t["exchange"] == "onegrid.intake" and re.match(t["write"], f"{dept}.some_event")
         assert not any(re.match(t["write"], f"{o}.some_event") for o in others)
-    assert set(topic) == {k8s.k8s_name("dept", d) for d in tenant.departments}, "only departments are held to keys"
+    # ... and the doors (topology.DOORS), each to its one event type in onegrid.intake
+    doors = {k8s.k8s_name("svc", door): f"{d}.{t}" for door, (d, t) in names.DOORS.items()}
+    assert set(topic) == {k8s.k8s_name("dept", d) for d in tenant.departments} | set(doors), "only they have keys"
+    for name, key in doors.items():
+        assert topic[name]["exchange"] == "onegrid.intake" and re.fullmatch(topic[name]["write"], key)
+        assert not re.fullmatch(topic[name]["write"], "governance.hotline_order_received")
+        assert re.fullmatch(perms[name]["write"], "onegrid.intake")
 
 
 def test_services_configure_only_their_own_queues(registry, shapes):
@@ -127,7 +155,10 @@ def test_services_configure_only_their_own_queues(registry, shapes):
         for other in set(topology.CONSUMED) - set(shape.queues):
             assert not re.fullmatch(user.configure, other) and not re.fullmatch(user.read, other), (name, other)
         assert not any(re.fullmatch(user.read, f"workorders.{d}") for d in tenant.departments), name
-        assert not re.fullmatch(user.write, "onegrid.intake"), f"{name} never publishes as a department"
+        if name in names.DOORS:  # a door publishes into intake: its one key, held by a topic permission
+            assert [t.exchange for t in user.user.topic] == ["onegrid.intake"], name
+        else:
+            assert not re.fullmatch(user.write, "onegrid.intake"), f"{name} never publishes as a department"
 
 
 def test_every_consumed_queue_scales_its_service(registry, shapes):
@@ -147,8 +178,11 @@ def test_secrets_cover_every_reference_and_none_is_committed(registry):
     tenant = registry.tenants["zhongyuan-qinling"]
     made = {s["metadata"]["name"]: s["stringData"] for s in k8s.secrets(tenant)}
     refs = set()
-    for path in [DEPLOY / "base" / "services.yaml", DEPLOY / "base" / "redis.yaml",
-                 *(DEPLOY / "overlays" / tenant.id).glob("*.yaml")]:
+    for path in [
+        DEPLOY / "base" / "services.yaml",
+        DEPLOY / "base" / "redis.yaml",
+        *(DEPLOY / "overlays" / tenant.id).glob("*.yaml"),
+    ]:
         text = path.read_text(encoding="utf-8")
         for doc in yaml.safe_load_all(text):
             refs |= set(_secret_refs(doc))
@@ -169,9 +203,7 @@ def _secret_refs(node):
         for key, value in node.items():
             if key == "secretKeyRef":
                 yield value["name"], value["key"]
-            elif key == "secretRef":
-                yield value["name"], None
-            elif key == "importCredentialsSecret":
+            elif key == "secretRef" or key == "importCredentialsSecret":
                 yield value["name"], None
             elif key == "secretTargetRef":
                 yield from ((ref["name"], ref["key"]) for ref in value)
@@ -184,8 +216,22 @@ def _secret_refs(node):
 
 def test_cli_renders_an_overlay_elsewhere_and_prints_secrets(tmp_path, capsys):
     out = tmp_path / "overlays" / "suining-jincheng"
-    assert cli(["--dir", str(ROOT / "contracts"), "tenant", "render-k8s", "suining-jincheng", "--out", str(out),
-                "--deploy-dir", str(tmp_path)]) == 0
+    assert (
+        cli(
+            [
+                "--dir",
+                str(ROOT / "contracts"),
+                "tenant",
+                "render-k8s",
+                "suining-jincheng",
+                "--out",
+                str(out),
+                "--deploy-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert (out / "bus.yaml").read_text() == (DEPLOY / "overlays" / "suining-jincheng" / "bus.yaml").read_text()
     assert "- ../../base" in (out / "kustomization.yaml").read_text()
     capsys.readouterr()
@@ -193,16 +239,17 @@ def test_cli_renders_an_overlay_elsewhere_and_prints_secrets(tmp_path, capsys):
     docs = list(yaml.safe_load_all(capsys.readouterr().out))
     assert {d["kind"] for d in docs} == {"Secret"}
     assert {d["metadata"]["namespace"] for d in docs} == {"onegrid-suining-jincheng"}
-    assert cli(["--dir", str(ROOT / "contracts"), "tenant", "render-k8s", "no-such-county",
-                "--deploy-dir", str(tmp_path)]) == 2
+    assert (
+        cli(["--dir", str(ROOT / "contracts"), "tenant", "render-k8s", "no-such-county", "--deploy-dir", str(tmp_path)])
+        == 2
+    )
 
 
 def test_serve_execs_nameko_with_the_service_class(monkeypatch):
     calls = []
     monkeypatch.setattr("os.execv", lambda path, argv: calls.append((path, argv)))
     assert cli(["serve", "routing", "--config", "/app/config.yml"]) == 0
-    (path, argv), = calls
+    ((path, argv),) = calls
     assert argv[1:] == ["-m", "nameko", "run", "--config", "/app/config.yml", SERVICES["routing"]]
     with pytest.raises(SystemExit):
         cli(["serve", "no-such-service"])
-

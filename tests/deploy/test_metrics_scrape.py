@@ -1,6 +1,7 @@
 """The dashboards parse, and every query in them and in the alert rules names a metric the
 running services really export (a scrape after real traffic), a metric of RabbitMQ's
 Prometheus plugin, or one of the case-lifecycle metrics listed as pending in FUTURE_METRICS."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,16 @@ import warnings
 
 import pytest
 
-from tests.deploy.helpers import (DASHBOARDS, EXTERNAL_METRICS, FUTURE_METRICS, alerts, dashboard_queries,
-                                  exported_names, metric_names, selectors)
+from tests.deploy.helpers import (
+    DASHBOARDS,
+    EXTERNAL_METRICS,
+    FUTURE_METRICS,
+    alerts,
+    dashboard_queries,
+    exported_names,
+    metric_names,
+    selectors,
+)
 
 pytestmark = pytest.mark.e2e
 TARGET_LABELS = {"namespace", "job", "instance", "pod", "service"}  # added by the scrape (ServiceMonitor)
@@ -46,8 +55,8 @@ def test_every_service_exports_onegrid_metrics_after_traffic(scrapes):
         assert "# TYPE onegrid_handler_duration_seconds histogram" in text, name
         assert "process_resident_memory_bytes" in text, name
     assert re.search(r'^onegrid_intake_events_received_total\{.*outcome="registered"', scrapes["intake"], re.M)
-    assert re.search(r'^onegrid_intake_quarantined_total\{', scrapes["intake"], re.M)
-    assert re.search(r'^onegrid_work_orders_dispatched_total\{', scrapes["routing"], re.M)
+    assert re.search(r"^onegrid_intake_quarantined_total\{", scrapes["intake"], re.M)
+    assert re.search(r"^onegrid_work_orders_dispatched_total\{", scrapes["routing"], re.M)
 
 
 def test_dashboards_are_grafana_dashboards():
@@ -64,18 +73,34 @@ def test_dashboards_are_grafana_dashboards():
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
             for target in panel["targets"]:
                 assert "$tenant" in target["expr"], f"{path.name}: {panel['title']} is not scoped to the county"
-            assert 0 <= panel["gridPos"]["x"] and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+            assert panel["gridPos"]["x"] >= 0 and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
 
 
 def test_command_centre_and_operations_show_what_the_issue_asks(exported):
     def metrics(name):
-        return set().union(*(metric_names(q) for q in dashboard_queries(
-            json.loads(next(p for p in DASHBOARDS if p.name == name).read_text()))))
-    assert {"onegrid_intake_events_received_total", "rabbitmq_queue_messages_ready", "onegrid_cases_overdue",
-            "onegrid_cases_closed_total", "onegrid_cases_closed_on_time_total", "onegrid_grid_colour"} <= \
-        metrics("command-centre.json")
-    assert {"onegrid_handler_duration_seconds_bucket", "onegrid_handler_duration_seconds_count",
-            "onegrid_handler_retries_total", "rabbitmq_queue_messages_ready"} <= metrics("operations.json")
+        return set().union(
+            *(
+                metric_names(q)
+                for q in dashboard_queries(json.loads(next(p for p in DASHBOARDS if p.name == name).read_text()))
+            )
+        )
+
+    assert {
+        "onegrid_intake_events_received_total",
+        "rabbitmq_queue_messages_ready",
+        "onegrid_cases_overdue",
+        "onegrid_cases_closed_total",
+        "onegrid_cases_closed_on_time_total",
+        "onegrid_department_cases_closed_total",
+        "onegrid_department_cases_closed_on_time_total",
+        "onegrid_grid_colour",
+    } <= metrics("command-centre.json")
+    assert {
+        "onegrid_handler_duration_seconds_bucket",
+        "onegrid_handler_duration_seconds_count",
+        "onegrid_handler_retries_total",
+        "rabbitmq_queue_messages_ready",
+    } <= metrics("operations.json")
 
 
 def test_every_query_names_a_metric_that_exists(exported):
@@ -89,7 +114,7 @@ def test_every_query_names_a_metric_that_exists(exported):
     assert not unknown, f"queries name metrics nothing exports: {unknown}"
     arrived = sorted(FUTURE_METRICS & exported)
     if arrived:
-        warnings.warn(f"now exported, no longer pending: {arrived} (move them out of FUTURE_METRICS)")
+        warnings.warn(f"now exported, no longer pending: {arrived} (move them out of FUTURE_METRICS)", stacklevel=2)
 
 
 def test_label_names_in_queries_exist_on_the_metrics(exported, labels_of):
@@ -102,13 +127,28 @@ def test_label_names_in_queries_exist_on_the_metrics(exported, labels_of):
                 continue
             if metric in labels_of:
                 available |= labels_of[metric]
-                assert labels <= labels_of[metric] | TARGET_LABELS, \
+                assert labels <= labels_of[metric] | TARGET_LABELS, (
                     f"{where}: {metric} has no label {sorted(labels - labels_of[metric] - TARGET_LABELS)}"
+                )
             else:
                 available = None  # a pending or external metric: its labels are known only by contract
                 break
         if available is not None:
             assert grouped <= available, f"{where}: groups by {sorted(grouped - available)}, which no series has"
+
+
+def _family(name: str) -> str:
+    for suffix in ("_bucket", "_count", "_sum", "_created", "_total"):
+        if name.endswith(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
+def test_every_exported_onegrid_metric_is_on_a_dashboard_or_in_an_alert(exported):
+    """A metric no panel or alert reads is a metric no one looks at (issue 12 counted twelve)."""
+    read = {_family(n) for _, expr in _queries() for n in metric_names(expr)}
+    unread = sorted({_family(n) for n in exported if n.startswith("onegrid_")} - read)
+    assert not unread, f"exported, but on no dashboard and in no alert: {unread}"
 
 
 def test_the_check_would_catch_a_misspelt_metric(exported):

@@ -1,13 +1,15 @@
 """End to end on the real bus: a few hundred events from many departments, some bad, each
 ends as exactly one case in the right department's queue, or in quarantine with its reason.
 Publishing them all again (a redelivery storm) changes nothing."""
+
 from collections import Counter
 
 import pytest
 
-from onegrid.accounting import gather
-from onegrid.reconcile import reconcile
-from onegrid.simulator import BAD_KINDS
+from onegrid.domain.timeline import verify
+from sim.accounting import gather
+from sim.reconcile import reconcile
+from sim.simulator import BAD_KINDS
 from tests.support import queue_depth, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +31,7 @@ def test_every_event_is_accounted_for_exactly_once(county):
     def settled():
         s = county.store.stats()
         return s.get("cases_dispatched", 0) + s.get("merged", 0) + s.get("quarantined", 0) >= EVENTS and s
+
     stats = wait_until(settled, timeout=90, what="all events processed")
 
     rec = reconcile(planned, *_gather(county, planned))
@@ -55,4 +58,16 @@ def test_every_event_is_accounted_for_exactly_once(county):
     wait_until(lambda: queue_depth(county.uri, "routing.case-registered") == 0, timeout=60, what="routing idle")
     after = county.store.stats()
     assert (after["cases"], after["quarantined"], after["work_orders"]) == (
-        stats["cases"], stats["quarantined"], stats["work_orders"])
+        stats["cases"],
+        stats["quarantined"],
+        stats["work_orders"],
+    )
+    # every timeline, merged cases' and their primaries' included, is one unbroken hash chain
+    # after the storm (onegrid.domain.timeline)
+    checked = 0
+    for case in _gather(county, planned)[0].values():
+        record = county.store.case(case["id"]) or {}
+        verdict = verify(county.id, case["id"], county.store.timeline(case["id"]), record.get("chainhead"))
+        assert verdict.intact and verdict.entries >= 2, (case["id"], verdict.finding)
+        checked += 1
+    assert checked == rec.cases_found

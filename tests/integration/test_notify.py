@@ -1,6 +1,7 @@
 """notify as a process on a real bus, delivering to real servers on loopback: an HTTP
 receiver that verifies the webhook signature, an SMTP server process (aiosmtpd), and an SMS
 gateway that first hangs (a dead receiver) and later answers."""
+
 import email
 import email.policy
 import json
@@ -16,9 +17,9 @@ import pytest
 import requests
 import yaml
 
-from onegrid.adapters.bus import Bus
-from onegrid.adapters.notify_channels import verify
-from onegrid.cli import main as cli
+from onegrid.adapters.amqp.bus import Bus
+from onegrid.adapters.channels.notify_channels import verify
+from onegrid.cli.main import main as cli
 from tests.conftest import County, free_port_base
 from tests.lifecycle import Story, publish
 from tests.support import wait_until
@@ -79,21 +80,43 @@ def env(tmp_path_factory):
     webhook, sms = Receiver(), Hanging()
     smtp_port = free_port_base(1) + 1
     maildir = tmp / "maildir"
-    smtp = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c",
-                             "aiosmtpd.handlers.Mailbox", str(maildir)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    smtp = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{smtp_port}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(maildir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_until(lambda: _open(smtp_port), what="the SMTP server")
     county = County(tmp, services=("notify",), env={"ONEGRID_WEBHOOK_SECRET": SECRET})
     manifest = county.contracts / "tenants" / f"{county.id}.yaml"
     doc = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     doc["notify"].update(
-        channels={"webhook": {"url": f"http://127.0.0.1:{webhook.port}/hook", "secret_env": "ONEGRID_WEBHOOK_SECRET",
-                              "timeout_s": 2},
-                  "email": {"host": "127.0.0.1", "port": smtp_port, "sender": "onegrid@test.invalid", "timeout_s": 5},
-                  "sms": {"url": f"http://127.0.0.1:{sms.port}/sms/send", "account": "test", "token_env": "SMS_TOKEN",
-                          "timeout_s": 1}},
+        channels={
+            "webhook": {
+                "url": f"http://127.0.0.1:{webhook.port}/hook",
+                "secret_env": "ONEGRID_WEBHOOK_SECRET",
+                "timeout_s": 2,
+            },
+            "email": {"host": "127.0.0.1", "port": smtp_port, "sender": "onegrid@test.invalid", "timeout_s": 5},
+            "sms": {
+                "url": f"http://127.0.0.1:{sms.port}/sms/send",
+                "account": "test",
+                "token_env": "SMS_TOKEN",
+                "timeout_s": 1,
+            },
+        },
         delivery={"max_attempts": 3, "base_delay_s": 0.3, "max_delay_s": 1, "jitter": 0.5, "concurrency": 20},
-        rate_limit={"per_recipient": 3, "window_s": 3})
+        rate_limit={"per_recipient": 3, "window_s": 3},
+    )
     manifest.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     county.services.env["SMS_TOKEN"] = "sms-token"
     county.services.start()
@@ -114,15 +137,18 @@ def _open(port: int) -> bool:
 def _mails(maildir) -> list:
     if not maildir.exists():
         return []
-    return [email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
-            for m in mailbox.Maildir(str(maildir), factory=None, create=False)]
+    return [
+        email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
+        for m in mailbox.Maildir(str(maildir), factory=None, create=False)
+    ]
 
 
 def _outbox(county):
     import redis
 
-    from onegrid import settings
-    from onegrid.adapters.notifications import Outbox
+    from onegrid.adapters.channels.notifications import Outbox
+    from onegrid.kernel import settings
+
     return Outbox(redis.Redis.from_url(settings.redis_url(), decode_responses=True), county.id)
 
 
@@ -139,8 +165,12 @@ def test_every_channel_delivers_once_a_dead_gateway_is_parked_and_replayed(env, 
     wait_until(lambda: len(webhook.requests) >= 5, timeout=20, what="webhook deliveries")
     got = webhook.json()
     assert sorted((g["kind"], g["recipient"]["id"]) for g in got) == [
-        ("dispatch", "urban_management"), ("dispatch", "water"), ("overdue", "water"),
-        ("overdue_leader", "water:leader"), ("receipt", "12345-0001")]
+        ("dispatch", "urban_management"),
+        ("dispatch", "water"),
+        ("overdue", "water"),
+        ("overdue_leader", "water:leader"),
+        ("receipt", "12345-0001"),
+    ]
     for r in webhook.requests:  # as a receiver checks it
         h = r["headers"]
         assert h["X-OneGrid-Signature"].startswith("sha256=")
@@ -151,9 +181,14 @@ def test_every_channel_delivers_once_a_dead_gateway_is_parked_and_replayed(env, 
 
     # e-mail: each department's dispatch and the overdue reminder, and the leader's copy
     mails = wait_until(lambda: m if len(m := _mails(env["maildir"])) >= 4 else None, timeout=20, what="e-mails")
-    assert sorted(m["To"] for m in mails) == sorted([
-        "urban_management@qinling.zhongyuan.example.gov.cn", "water@qinling.zhongyuan.example.gov.cn",
-        "water@qinling.zhongyuan.example.gov.cn", "water.leader@qinling.zhongyuan.example.gov.cn"])
+    assert sorted(m["To"] for m in mails) == sorted(
+        [
+            "urban_management@qinling.zhongyuan.example.gov.cn",
+            "water@qinling.zhongyuan.example.gov.cn",
+            "water@qinling.zhongyuan.example.gov.cn",
+            "water.leader@qinling.zhongyuan.example.gov.cn",
+        ]
+    )
     assert any(m["Subject"] == "[OneGrid] 超期督办 c-n1" and "超时未签收" in m.get_content() for m in mails)
     assert max(r["at"] for r in webhook.requests) - published < 10  # not held up by the SMS gateway
 
@@ -182,12 +217,14 @@ def test_every_channel_delivers_once_a_dead_gateway_is_parked_and_replayed(env, 
     assert json.loads(sent["body"])["to"] == "13800138000" and outbox.parked() == []
 
     metrics = requests.get(county.services.url("notify") + "/metrics", timeout=5).text
-    for line in (f'onegrid_notifications_sent_total{{channel="webhook",tenant="{county.id}"}} 5.0',
-                 f'onegrid_notifications_sent_total{{channel="email",tenant="{county.id}"}} 4.0',
-                 f'onegrid_notifications_sent_total{{channel="sms",tenant="{county.id}"}} 1.0',
-                 f'onegrid_notifications_parked_total{{channel="sms",tenant="{county.id}"}} 1.0',
-                 f'onegrid_notifications_retried_total{{channel="sms",tenant="{county.id}"}} 2.0',
-                 f'onegrid_notifications_failed_total{{channel="sms",tenant="{county.id}"}} 3.0'):
+    for line in (
+        f'onegrid_notifications_sent_total{{channel="webhook",tenant="{county.id}"}} 5.0',
+        f'onegrid_notifications_sent_total{{channel="email",tenant="{county.id}"}} 4.0',
+        f'onegrid_notifications_sent_total{{channel="sms",tenant="{county.id}"}} 1.0',
+        f'onegrid_notifications_parked_total{{channel="sms",tenant="{county.id}"}} 1.0',
+        f'onegrid_notifications_retried_total{{channel="sms",tenant="{county.id}"}} 2.0',
+        f'onegrid_notifications_failed_total{{channel="sms",tenant="{county.id}"}} 3.0',
+    ):
         assert line in metrics, line
     assert 'onegrid_notification_delivery_seconds_count{channel="webhook"} 5.0' in metrics
 
@@ -201,8 +238,10 @@ def test_a_recipient_is_rate_limited_but_still_gets_everything(env):
         s = Story(f"c-r{i}", county.id, reporter=reporter)
         events.append(s.registered())
     publish(Bus(county.uri), county.id, events)
-    mine = lambda: [r for r in webhook.requests[start:]  # noqa: E731
-                    if json.loads(r["body"])["recipient"]["id"] == "GW-RATE"]
+
+    def mine():
+        return [r for r in webhook.requests[start:] if json.loads(r["body"])["recipient"]["id"] == "GW-RATE"]
+
     wait_until(lambda: len(mine()) == 5, timeout=30, what="every receipt, eventually")
     times = sorted(r["at"] for r in mine())
     assert times[3] - times[0] >= 2.5  # the fourth waited for the first to leave the 3 s window

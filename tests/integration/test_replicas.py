@@ -1,12 +1,13 @@
 """Replicas: a ServiceSet may run a service as several processes, each on its own HTTP port,
 all consuming the same queue (bench.scaling measures what a second one buys)."""
+
 import re
 
 import pytest
 import requests
 from kombu import Connection
 
-from onegrid.runner import ServiceSet, free_port_base, port_span
+from sim.runner import ServiceSet, free_port_base, port_span
 from tests.conftest import County
 from tests.support import publish, wait_until
 
@@ -30,8 +31,15 @@ def registered(url: str, tenant: str) -> float:
 def county(tmp_path):
     c = County(tmp_path, services=("intake",))
     replicas = {"intake": 2}
-    c.services = ServiceSet(c.id, c.uri, port_base=free_port_base(port_span(replicas)), log_dir=tmp_path / "logs",
-                            env={"CONTRACTS_DIR": str(c.contracts)}, services=("intake",), replicas=replicas)
+    c.services = ServiceSet(
+        c.id,
+        c.uri,
+        port_base=free_port_base(port_span(replicas)),
+        log_dir=tmp_path / "logs",
+        env={"CONTRACTS_DIR": str(c.contracts)},
+        services=("intake",),
+        replicas=replicas,
+    )
     yield c
     c.close()  # stops both replicas, offboards
 

@@ -1,6 +1,7 @@
 """scoring as a process on a real bus: lifecycle events published on onegrid.events become
 points, assessments, colours and rankings; a colour change is announced; the same history
 twice, or once in a fresh county, gives exactly the same figures."""
+
 import json
 import re
 
@@ -9,8 +10,8 @@ import requests
 from kombu import Connection, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from onegrid.adapters import topology
-from onegrid.adapters.bus import Bus
+from onegrid.adapters.amqp import topology
+from onegrid.adapters.amqp.bus import Bus
 from tests.conftest import County
 from tests.lifecycle import Story, publish
 from tests.support import wait_until
@@ -25,10 +26,19 @@ def history(tenant: str) -> list:
     stories = []
     for i in range(6):  # fixed in the grid by GW-1..3, reported by GW-1..2
         s = Story(f"c-g{i}", tenant, grid=GRID, reporter={"kind": "grid_worker", "id": f"GW-{1 + i % 2}"})
-        stories.append(s.full("urban_management", level="grid", by=f"GW-{1 + i % 3}", satisfied=(True, None)[i % 2],
-                              on_time=i != 4))
-    s = Story("c-mr", tenant, grid=GRID, severity="general", category="illegal_business",
-              reporter={"kind": "citizen", "id": "12345-9", "phone": "13800000009"})
+        stories.append(
+            s.full(
+                "urban_management", level="grid", by=f"GW-{1 + i % 3}", satisfied=(True, None)[i % 2], on_time=i != 4
+            )
+        )
+    s = Story(
+        "c-mr",
+        tenant,
+        grid=GRID,
+        severity="general",
+        category="illegal_business",
+        reporter={"kind": "citizen", "id": "12345-9", "phone": "13800000009"},
+    )
     s.registered(), s.dispatched("market_regulation", "urban_management", level="community")
     s.work_order("urban_management", "return"), s.work_order("market_regulation", "accept", minutes=45)
     s.closed("not_fixed", on_time=False, satisfied=None)
@@ -45,18 +55,24 @@ def history(tenant: str) -> list:
 
 def applied(county) -> int:
     text = requests.get(county.services.url("scoring") + "/metrics", timeout=5).text
-    return sum(int(float(v)) for v in re.findall(
-        rf'^onegrid_scoring_events_total{{outcome="(?:applied|duplicate)",tenant="{county.id}"}} (\S+)', text, re.M))
+    return sum(
+        int(float(v))
+        for v in re.findall(
+            rf'^onegrid_scoring_events_total{{outcome="(?:applied|duplicate)",tenant="{county.id}"}} (\S+)', text, re.M
+        )
+    )
 
 
 def figures(county) -> dict:
     base = county.services.url("scoring")
-    get = lambda path, **params: requests.get(base + path, params=params, timeout=10).json()  # noqa: E731
-    out = {"rankings": get("/scoring/rankings", month="2026-11", limit=100),
-           "month": get("/scoring/assessment", period="month", key="2026-11"),
-           "week": get("/scoring/assessment", period="week", key="2026-W46"),
-           "risk": get("/scoring/risk"),
-           "workers": {w: get(f"/scoring/workers/{w}", month="2026-11") for w in ("GW-1", "GW-2", "GW-3")}}
+    get = lambda path, **params: county.http.get(base + path, params=params, timeout=10).json()  # noqa: E731
+    out = {
+        "rankings": get("/scoring/rankings", month="2026-11", limit=100),
+        "month": get("/scoring/assessment", period="month", key="2026-11"),
+        "week": get("/scoring/assessment", period="week", key="2026-W46"),
+        "risk": get("/scoring/risk"),
+        "workers": {w: get(f"/scoring/workers/{w}", month="2026-11") for w in ("GW-1", "GW-2", "GW-3")},
+    }
     return json.loads(json.dumps(out).replace(county.id, "TENANT"))
 
 
@@ -130,29 +146,40 @@ def test_redelivery_and_replay_give_the_same_figures(scored, tmp_path):
 
 def test_inspector_adjustments_are_audited_and_idempotent(scored):
     base = scored.services.url("scoring") + "/scoring"
-    body = {"worker": "GW-2", "points": -5, "reason": "上报信息不实", "inspector": "督查组-王", "month": "2026-11",
-            "id": "adj-0001"}
-    before = requests.get(f"{base}/workers/GW-2", params={"month": "2026-11"}, timeout=5).json()["points"]
-    r = requests.post(f"{base}/adjustments", json=body, timeout=5)
+    body = {
+        "worker": "GW-2",
+        "points": -5,
+        "reason": "上报信息不实",
+        "month": "2026-11",
+        "id": "adj-0001",
+    }  # no inspector: the signed-in supervisor is the inspector
+    before = scored.http.get(f"{base}/workers/GW-2", params={"month": "2026-11"}, timeout=5).json()["points"]
+    r = scored.http.post(f"{base}/adjustments", json=body, timeout=5)
     assert r.status_code == 201 and r.json()["adjustment"]["reason"] == "上报信息不实"
-    again = requests.post(f"{base}/adjustments", json=body, timeout=5)
+    again = scored.http.post(f"{base}/adjustments", json=body, timeout=5)
     assert again.status_code == 200 and again.json()["created"] is False
-    w = requests.get(f"{base}/workers/GW-2", params={"month": "2026-11"}, timeout=5).json()
+    w = scored.http.get(f"{base}/workers/GW-2", params={"month": "2026-11"}, timeout=5).json()
     assert w["points"] == before - 5 and w["adjusted"] == -5
     assert [a["id"] for a in w["adjustments"]] == ["adj-0001"]
-    audit = requests.get(f"{base}/adjustments", params={"month": "2026-11"}, timeout=5).json()
-    assert [(a["worker"], a["points"], a["inspector"]) for a in audit] == [("GW-2", -5, "督查组-王")]
-    bad = requests.post(f"{base}/adjustments", json={**body, "reason": "", "points": "5"}, timeout=5)
+    audit = scored.http.get(f"{base}/adjustments", params={"month": "2026-11"}, timeout=5).json()
+    inspector = scored.http.subject(f"{base}/adjustments")
+    assert [(a["worker"], a["points"], a["inspector"]) for a in audit] == [("GW-2", -5, inspector)]
+    for other in ("督查组-王", None):  # another inspector, or a null where the document says a string
+        someone_else = scored.http.post(f"{base}/adjustments", json={**body, "inspector": other}, timeout=5)
+        assert someone_else.status_code == 400 and "inspector" in someone_else.json()["fields"]
+    bad = scored.http.post(f"{base}/adjustments", json={**body, "reason": "", "points": "5"}, timeout=5)
     assert bad.status_code == 400 and {"reason", "points"} <= set(bad.json()["fields"])
-    assert requests.get(f"{base}/rankings", params={"month": "2026-13"}, timeout=5).status_code == 400
+    assert scored.http.get(f"{base}/rankings", params={"month": "2026-13"}, timeout=5).status_code == 400
 
 
 def test_gauges_have_bounded_labels(scored):
     text = requests.get(scored.services.url("scoring") + "/metrics", timeout=5).text
     colours = dict(re.findall(rf'^onegrid_grid_colour{{colour="(\w+)",tenant="{scored.id}"}} (\S+)', text, re.M))
     assert set(colours) == {"red", "orange", "yellow", "blue", "green"} and sum(map(float, colours.values())) == 44
-    assert re.search(r'^onegrid_department_closure_rate{department="\w+",tenant=', text, re.M) or \
-        "onegrid_department_closure_rate" in text
+    assert (
+        re.search(r'^onegrid_department_closure_rate{department="\w+",tenant=', text, re.M)
+        or "onegrid_department_closure_rate" in text
+    )
     labels = set(re.findall(r'="([^"]*)"', text))
     assert not [v for v in labels if v.startswith(("GW-", "c-", "12345", "410102-"))], "ids leaked into labels"
 
@@ -166,4 +193,5 @@ def _same(got, want):
 
 def _drain(uri, queue):
     from tests.support import drain
+
     return drain(uri, queue)

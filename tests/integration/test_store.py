@@ -1,13 +1,14 @@
 """The Redis store: idempotent writes, atomic department actions, walls between tenants."""
+
 import uuid
 
 import pytest
 import redis
 
-from onegrid import settings
-from onegrid.adapters.store import Store
+from onegrid.adapters.redis.store import Store
 from onegrid.domain.cases import new_work_order
 from onegrid.domain.routing import Decision
+from onegrid.kernel import settings
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +21,36 @@ def store():
 
 
 def _case(store, cid="c-0000000000000001"):
-    return {"id": cid, "tenant": store.tenant, "department": "market_regulation", "event_type": "x.y",
-            "event_id": "e1", "source": "/s", "version": 1, "category": "illegal_business", "severity": "minor",
-            "grid": "410102-001-001-001", "summary": "s", "occurred_at": "t", "reporter": {"kind": "citizen"},
-            "data": {"a": 1}, "status": "registered", "received_at": "t", "transport": "amqp", "digest": "d1",
-            "at": 1000.0, "level": "", "reopen_count": 0, "location": None}
+    return {
+        "id": cid,
+        "tenant": store.tenant,
+        "department": "market_regulation",
+        "event_type": "x.y",
+        "event_id": "e1",
+        "source": "/s",
+        "version": 1,
+        "category": "illegal_business",
+        "severity": "minor",
+        "grid": "410102-001-001-001",
+        "summary": "s",
+        "occurred_at": "t",
+        "reporter": {"kind": "citizen"},
+        "data": {"a": 1},
+        "status": "registered",
+        "received_at": "t",
+        "transport": "amqp",
+        "digest": "d1",
+        "at": 1000.0,
+        "level": "",
+        "reopen_count": 0,
+        "location": None,
+    }
 
 
 def _dispatch(store, case, depts, now=1000.0):
     decision = Decision("grid", case["grid"], tuple(depts), (), 0, "rule")
     orders = [new_work_order(case, d, decision, "rule", "t", (600.0, 3600.0), now) for d in depts]
-    return store.dispatch(case, decision, orders, "t")
+    return store.dispatch(case, decision, orders, "t")[0]
 
 
 def test_register_is_idempotent(store):
@@ -46,7 +66,9 @@ def test_dispatch_is_idempotent_and_marks_the_case(store):
     case = _case(store)
     store.register_case(case, "k")
     assert sorted(_dispatch(store, case, ["market_regulation", "urban_management"])) == [
-        "w-0000000000000001-market_regulation", "w-0000000000000001-urban_management"]
+        "w-0000000000000001-market_regulation",
+        "w-0000000000000001-urban_management",
+    ]
     assert _dispatch(store, case, ["market_regulation", "urban_management"]) == []
     stats = store.stats()
     assert (stats["work_orders"], stats["cases_dispatched"], stats["level:grid"]) == (2, 1, 2)
@@ -61,15 +83,23 @@ def test_dispatch_is_idempotent_and_marks_the_case(store):
 
 def test_quarantine_keeps_bytes_once_and_release_forgets(store):
     body = b"\xff\xfe not utf-8"
-    first = store.quarantine(body, {"ce-id": "1"}, "application/json", "a.b", "amqp", "invalid_encoding", "why", "unknown")
-    again = store.quarantine(body, {"ce-id": "1"}, "application/json", "a.b", "amqp", "invalid_encoding", "why", "unknown")
+    first = store.quarantine(
+        body, {"ce-id": "1"}, "application/json", "a.b", "amqp", "invalid_encoding", "why", "unknown"
+    )
+    again = store.quarantine(
+        body, {"ce-id": "1"}, "application/json", "a.b", "amqp", "invalid_encoding", "why", "unknown"
+    )
     assert first[0] is True and again == (False, first[1])
     [entry] = store.quarantined()
     assert entry["body"] == body and entry["reason"] == "invalid_encoding" and entry["detail"] == "why"
     store.release(entry)
     assert store.quarantined() == [] and store.stats()["quarantined"] == 0
-    assert store.quarantine(body, {"ce-id": "1"}, "application/json", "a.b", "amqp", "invalid_encoding", "why",
-                            "unknown")[0] is True
+    assert (
+        store.quarantine(body, {"ce-id": "1"}, "application/json", "a.b", "amqp", "invalid_encoding", "why", "unknown")[
+            0
+        ]
+        is True
+    )
 
 
 def test_tenants_are_walls(store):

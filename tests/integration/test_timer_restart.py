@@ -1,5 +1,6 @@
 """Durable timers: set, then every service killed and Redis (append-only on) restarted;
 the timer still fires, once."""
+
 import json
 import shutil
 import subprocess
@@ -22,13 +23,32 @@ def private_redis(tmp_path, monkeypatch):
     port = free_port_base(1) + 1
     data = tmp_path / "redis"
     data.mkdir()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
-           "--appendfsync", "always", "--save", "", "--dir", str(data), "--daemonize", "no"]
+    cmd = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--dir",
+        str(data),
+        "--daemonize",
+        "no",
+    ]
 
     def start():
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout
-                   .strip() == b"PONG", what="private redis")
+        wait_until(
+            lambda: (
+                subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() == b"PONG"
+            ),
+            what="private redis",
+        )
         return proc
 
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
@@ -49,12 +69,14 @@ def test_timers_survive_killed_services_and_a_redis_restart_and_fire_once(tmp_pa
     try:
         county.services.start()
         sim = county.simulator(seed=61)
-        p = next(x for x in iter(sim.good, None) if json.loads(x.body)["severity"] == "general"
-                 and x.department != "governance" and x.category != "other")
+        p = next(
+            x
+            for x in iter(sim.good, None)
+            if json.loads(x.body)["severity"] == "general" and x.department != "governance" and x.category != "other"
+        )
         publish(county.uri, [p])
         cid = case_id(f"{p.department}|{p.headers['ce-source']}|{p.event_id}")
-        case = wait_until(lambda: (c := county.store.case(cid)) and c["status"] == "dispatched" and c,
-                          what="dispatch")
+        case = wait_until(lambda: (c := county.store.case(cid)) and c["status"] == "dispatched" and c, what="dispatch")
         wo = county.store.work_orders_of(cid)[0]
         due = county.store.timers.due_at(f"acknowledge|{wo['id']}")
         assert due is not None and due > time.time()  # armed, not yet due (2 s at this scale)

@@ -2,6 +2,7 @@
 
 A package, so these modules do not clash with same-named ones under tests/integration.
 Hypothesis keeps its example database and caches in the temp dir, not in the checkout."""
+
 import tempfile
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""Pure helpers of the benchmarks and of ServiceSet's replicas (no broker, no processes)."""
+"""Pure helpers of the benchmarks and of ServiceSet (no broker; its stop is tried on plain child processes)."""
+
 import os
 
 import pytest
@@ -7,29 +8,33 @@ from bench.memory import family
 from bench.run import md_table, run_json
 from bench.scaling import busiest, by_service, cpu_seconds, rss_bytes
 from bench.stats import Run
-from onegrid.runner import SERVICES, ServiceSet, port_of, port_span, replica_name, service_of
+from onegrid.catalogue import SERVICES
+from sim.runner import ServiceSet, port_of, port_span, replica_name, service_of
 
 P = "og:{zhongyuan-qinling}:"
 
 
-@pytest.mark.parametrize("key, fam", [
-    (P + "case:c-0123456789abcdef", "case:*"),
-    (P + "case:c-0123456789abcdef:timeline", "case:*:timeline"),
-    (P + "case:c-0123456789abcdef:work_orders", "case:*:work_orders"),
-    (P + "wo:w-0123456789abcdef-governance", "wo:*"),
-    (P + "event:0123456789abcdef0123456789abcdef", "event:*"),
-    (P + "idx:status:dispatched", "idx:status:*"),
-    (P + "idx:level:grid", "idx:level:*"),
-    (P + "idx:grid:410102-001-002-003", "idx:grid:*"),
-    (P + "idx:department:public_security", "idx:department:*"),
-    (P + "department:health:queue", "department:*:queue"),
-    (P + "recent:work_safety", "recent:*"),
-    (P + "timers", "timers"),
-    (P + "timers:inflight:due", "timers:inflight:due"),
-    (P + "outbox:due", "outbox:due"),
-    (P + "quarantine:seen:abc123", "quarantine:seen:*"),
-    (P + "stats", "stats"),
-])
+@pytest.mark.parametrize(
+    "key, fam",
+    [
+        (P + "case:c-0123456789abcdef", "case:*"),
+        (P + "case:c-0123456789abcdef:timeline", "case:*:timeline"),
+        (P + "case:c-0123456789abcdef:work_orders", "case:*:work_orders"),
+        (P + "wo:w-0123456789abcdef-governance", "wo:*"),
+        (P + "event:0123456789abcdef0123456789abcdef", "event:*"),
+        (P + "idx:status:dispatched", "idx:status:*"),
+        (P + "idx:level:grid", "idx:level:*"),
+        (P + "idx:grid:410102-001-002-003", "idx:grid:*"),
+        (P + "idx:department:public_security", "idx:department:*"),
+        (P + "department:health:queue", "department:*:queue"),
+        (P + "recent:work_safety", "recent:*"),
+        (P + "timers", "timers"),
+        (P + "timers:inflight:due", "timers:inflight:due"),
+        (P + "outbox:due", "outbox:due"),
+        (P + "quarantine:seen:abc123", "quarantine:seen:*"),
+        (P + "stats", "stats"),
+    ],
+)
 def test_key_family(key, fam):
     assert family(key, P) == fam
 
@@ -54,7 +59,8 @@ def test_ports_of_replicas_are_distinct_and_within_the_span():
 def test_service_set_instances_and_urls():
     s = ServiceSet("t-one", "amqp://x/t-one", port_base=9000, services=("intake", "routing"), replicas={"intake": 2})
     assert s.names == ["intake", "routing"] and s.instances == ["intake", "intake-2", "routing"]
-    assert s.url("intake") == "http://127.0.0.1:9001" and s.url("intake-2") == "http://127.0.0.1:9007"
+    second = f"http://127.0.0.1:{9001 + len(SERVICES)}"  # after one instance of every service
+    assert s.url("intake") == "http://127.0.0.1:9001" and s.url("intake-2") == second
     with pytest.raises(ValueError):
         ServiceSet("t-one", "amqp://x/t-one", services=("intake",), replicas={"routing": 2})
     with pytest.raises(ValueError):
@@ -62,7 +68,9 @@ def test_service_set_instances_and_urls():
 
 
 def test_run_json_and_markdown_table():
-    r = Run("end to end, 400/s offered", 4, started=1.0, published=2.0, finished=3.0, latencies=[0.01, 0.02, 0.03, 0.04])
+    r = Run(
+        "end to end, 400/s offered", 4, started=1.0, published=2.0, finished=3.0, latencies=[0.01, 0.02, 0.03, 0.04]
+    )
     out = run_json(r)
     assert out["offered_per_second"] == 400.0 and out["per_second"] == 2.0 and out["p50_ms"] == pytest.approx(30.0)
     assert run_json(Run("end to end, saturated", 1))["offered_per_second"] is None
@@ -78,14 +86,16 @@ def test_busiest_service_from_cpu():
 
 def test_own_process_figures():
     assert cpu_seconds(os.getpid()) > 0 and rss_bytes(os.getpid()) > 1 << 20
-    assert cpu_seconds(2 ** 22 + 7) == 0.0  # no such process
+    assert cpu_seconds(2**22 + 7) == 0.0  # no such process
 
 
 def test_free_port_base_is_below_the_ephemeral_range_and_free():
     import socket
-    from onegrid.runner import _ephemeral_low, free_port_base
+
+    from sim.runner import _ephemeral_low, free_port_base
+
     base = free_port_base(20)
-    assert 10_000 <= base and base + 20 < _ephemeral_low()
+    assert base >= 10_000 and base + 20 < _ephemeral_low()
     for port in range(base + 1, base + 21):
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
@@ -93,15 +103,70 @@ def test_free_port_base_is_below_the_ephemeral_range_and_free():
 
 def test_profile_charges_each_sample_to_its_innermost_known_activity():
     from bench.profile import WAITING, summarise
+
     lib, app = "/venv/lib/python3.11/site-packages", "/work/main"  # py-spy names files by their full path
-    collapsed = "\n".join([
-        f"<module> ({lib}/nameko/cli/run.py:1);handle ({app}/services/intake/service.py:80);"
-        f"register ({app}/onegrid/adapters/store.py:40);execute_command ({lib}/redis/client.py:500) 7",
-        f"<module> ({lib}/nameko/cli/run.py:1);handle ({app}/services/intake/service.py:80);"
-        f"admit ({app}/onegrid/domain/intake.py:30) 3",
-        f"<module> ({lib}/nameko/cli/run.py:1);run ({lib}/eventlet/hubs/hub.py:340);wait ({lib}/eventlet/hubs/poll.py:80) 10",
-        f"handle ({app}/services/routing/service.py:50);load ({lib}/marshmallow/schema.py:700);"
-        f"loads (/usr/lib/python3.11/json/decoder.py:10) 2",
-    ])
-    assert summarise(collapsed) == {"Redis (scripts, transactions, socket I/O)": 7, "OneGrid's own code": 3,
-                                    WAITING: 10, "JSON encode/decode": 2}
+    collapsed = "\n".join(
+        [
+            f"<module> ({lib}/nameko/cli/run.py:1);handle ({app}/services/intake/service.py:80);"
+            f"register ({app}/onegrid/adapters/store.py:40);execute_command ({lib}/redis/client.py:500) 7",
+            f"<module> ({lib}/nameko/cli/run.py:1);handle ({app}/services/intake/service.py:80);"
+            f"admit ({app}/onegrid/domain/intake.py:30) 3",
+            f"<module> ({lib}/nameko/cli/run.py:1);run ({lib}/eventlet/hubs/hub.py:340);"
+            f"wait ({lib}/eventlet/hubs/poll.py:80) 10",
+            f"handle ({app}/services/routing/service.py:50);load ({lib}/marshmallow/schema.py:700);"
+            f"loads (/usr/lib/python3.11/json/decoder.py:10) 2",
+        ]
+    )
+    assert summarise(collapsed) == {
+        "Redis (scripts, transactions, socket I/O)": 7,
+        "OneGrid's own code": 3,
+        WAITING: 10,
+        "JSON encode/decode": 2,
+    }
+
+
+def test_history_cost_help_says_how_to_run_it_and_runs_nothing(capsys):
+    from bench.history_cost import main
+
+    assert main(["--help"]) == 0
+    assert "BENCH_DRAIN=0 .venv/bin/python -m bench.history_cost" in capsys.readouterr().out
+
+
+def test_service_set_stop_kills_what_ignores_sigterm_and_names_it():
+    """A process that ignores SIGTERM is killed after the timeout and named; one that obeys is not;
+    `only` leaves the rest running (real child processes, no broker)."""
+    import subprocess
+    import sys
+
+    from bench.chaos import stop_all_but_scoring
+
+    obeys = [sys.executable, "-c", "import time; time.sleep(60)"]
+    ignores = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)",
+    ]
+    s = ServiceSet("t-one", "amqp://x/t-one", services=("intake", "open311", "scoring"))
+    s.procs = {
+        "intake": subprocess.Popen(obeys),
+        "open311": subprocess.Popen(ignores, stdout=subprocess.PIPE),
+        "scoring": subprocess.Popen(obeys),
+    }
+    s.procs["open311"].stdout.readline()  # its SIGTERM handler is in place
+    log: list = []
+    stop_all_but_scoring(s, log, timeout=1)
+    try:
+        assert s.procs["intake"].returncode == -15
+        assert s.procs["open311"].returncode == -9
+        assert s.procs["scoring"].poll() is None
+        assert log[0][0] == "stop services (SIGTERM)"
+        assert log[0][2] == "FAILED: open311 still running 1s after SIGTERM: killed"
+    finally:
+        assert s.stop(timeout=5) == []
+
+
+def test_chaos_help_says_how_to_run_it_and_runs_nothing(capsys):
+    from bench.chaos import main
+
+    assert main(["--help"]) == 0
+    assert "CHAOS_EVENTS=1200 .venv/bin/python -m bench.chaos" in capsys.readouterr().out

@@ -1,17 +1,25 @@
 """The CloudEvents envelope: binary headers, structured objects, and every way one is refused."""
+
 import re
 from datetime import datetime
 
 import pytest
 
-from onegrid import envelope as ce
-from onegrid.envelope import Envelope, EnvelopeError, parse_dataschema
+from onegrid.kernel import envelope as ce
+from onegrid.kernel.envelope import Envelope, EnvelopeError, parse_dataschema
 
 
 def _env(**changes) -> Envelope:
-    attrs = dict(id="evt-1", source="/t/departments/water/app", type="water.flood_risk_reported",
-                 tenant="zhongyuan-qinling", department="water", time="2024-05-01T08:00:00+08:00",
-                 subject="410102-001-001-001", dataschema="urn:onegrid:contract:water.flood_risk_reported:1")
+    attrs = dict(
+        id="evt-1",
+        source="/t/departments/water/app",
+        type="water.flood_risk_reported",
+        tenant="zhongyuan-qinling",
+        department="water",
+        time="2024-05-01T08:00:00+08:00",
+        subject="410102-001-001-001",
+        dataschema="urn:onegrid:contract:water.flood_risk_reported:1",
+    )
     attrs.update(changes)
     return Envelope(**attrs)
 
@@ -29,6 +37,7 @@ def _reason(call) -> str:
 
 
 # -- binary mode ------------------------------------------------------------------------
+
 
 def test_headers_are_ce_prefixed_and_round_trip():
     env = _env()
@@ -121,6 +130,7 @@ def test_attribute_longer_than_256_is_invalid(name):
 
 # -- structured mode --------------------------------------------------------------------
 
+
 def test_structured_round_trip():
     env = _env()
     obj = env.structured({"k": "v"})
@@ -162,25 +172,36 @@ def test_structured_wrong_specversion_and_naive_time_are_invalid():
 
 # -- dataschema ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("uri,expected", [
-    ("urn:onegrid:contract:water.flood_risk_reported:1", ("water.flood_risk_reported", 1)),
-    ("urn:onegrid:contract:market_regulation.unlicensed_business_reported:12",
-     ("market_regulation.unlicensed_business_reported", 12)),
-])
+
+@pytest.mark.parametrize(
+    "uri,expected",
+    [
+        ("urn:onegrid:contract:water.flood_risk_reported:1", ("water.flood_risk_reported", 1)),
+        (
+            "urn:onegrid:contract:market_regulation.unlicensed_business_reported:12",
+            ("market_regulation.unlicensed_business_reported", 12),
+        ),
+    ],
+)
 def test_parse_dataschema_good(uri, expected):
     assert parse_dataschema(uri) == expected
 
 
-@pytest.mark.parametrize("uri", [
-    None, "", "urn:onegrid:contract:water.flood_risk_reported",      # no version
-    "urn:onegrid:contract:water.flood_risk_reported:0",              # versions start at 1
-    "urn:onegrid:contract:water.flood_risk_reported:01",
-    "urn:onegrid:contract:water.flood_risk_reported:v1",
-    "urn:onegrid:contract:water:1",                                  # no event type
-    "urn:onegrid:contract:Water.Flood:1",
-    "urn:other:contract:water.flood_risk_reported:1",
-    "https://example.com/schemas/water.flood_risk_reported/1",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        None,
+        "",
+        "urn:onegrid:contract:water.flood_risk_reported",  # no version
+        "urn:onegrid:contract:water.flood_risk_reported:0",  # versions start at 1
+        "urn:onegrid:contract:water.flood_risk_reported:01",
+        "urn:onegrid:contract:water.flood_risk_reported:v1",
+        "urn:onegrid:contract:water:1",  # no event type
+        "urn:onegrid:contract:Water.Flood:1",
+        "urn:other:contract:water.flood_risk_reported:1",
+        "https://example.com/schemas/water.flood_risk_reported/1",
+    ],
+)
 def test_parse_dataschema_bad(uri):
     with pytest.raises(EnvelopeError) as info:
         parse_dataschema(uri)
@@ -199,6 +220,7 @@ def test_contract_of_envelope_without_dataschema_is_invalid():
 
 # -- new() ------------------------------------------------------------------------
 
+
 def test_new_fills_id_time_and_dataschema():
     a = ce.new(tenant="t-one", department="water", type="water.flood_risk_reported", source="/s", version=2)
     b = ce.new(tenant="t-one", department="water", type="water.flood_risk_reported", source="/s", version=2)
@@ -211,8 +233,15 @@ def test_new_fills_id_time_and_dataschema():
 
 
 def test_new_keeps_given_id_time_and_subject():
-    env = ce.new(tenant="t-one", department="water", type="water.x_y", source="/s", id="fixed",
-                 time="2024-01-01T00:00:00Z", subject="grid-1")
+    env = ce.new(
+        tenant="t-one",
+        department="water",
+        type="water.x_y",
+        source="/s",
+        id="fixed",
+        time="2024-01-01T00:00:00Z",
+        subject="grid-1",
+    )
     assert (env.id, env.time, env.subject) == ("fixed", "2024-01-01T00:00:00Z", "grid-1")
 
 
@@ -220,3 +249,40 @@ def test_now_is_utc_with_z():
     stamp = ce.now()
     assert stamp.endswith("Z")
     assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ('Application/JSON;charset="UTF-8"', True),
+        ("application/json; charset=latin-1", False),
+        ("application/jsonx", False),
+        ("text/plain", False),
+        (None, False),
+        (7, False),
+    ],
+)
+def test_json_media_types_with_parameters(value, ok):
+    assert ce.is_json(value) is ok
+
+
+def test_http_header_values_are_percent_decoded_as_utf8():
+    assert ce.from_http_header("a%20b%25%22%E9%A3%9F") == 'a b%"食'
+    assert ce.from_http_header("50%off") == "50%off"  # not an escape: kept
+    headers = {**_env().headers(), "ce-id": ce.from_http_header("x%FF")}  # not UTF-8 once decoded
+    assert _reason(lambda: Envelope.from_headers(headers)) == "invalid_attribute"
+
+
+def test_a_lifecycle_event_carries_its_chain_head_as_an_extension_attribute():
+    head = "3:" + "a" * 64
+    env = ce.new(tenant="t", department="d", type="case.closed", source="/t/supervision", chainhead=head)
+    headers = env.headers()
+    assert headers["ce-chainhead"] == head
+    assert ce.Envelope.from_headers(headers).chainhead == head
+    assert ce.Envelope.from_structured(env.structured({})).chainhead == head
+    # information, never a reason to refuse: what is not text of a sane length is dropped
+    assert ce.Envelope.from_headers({**headers, "ce-chainhead": 7}).chainhead is None
+    assert ce.Envelope.from_headers({**headers, "ce-chainhead": "x" * 300}).chainhead is None
+    assert "ce-chainhead" not in ce.new(tenant="t", department="d", type="x.y", source="/s").headers()

@@ -1,14 +1,14 @@
 """admit(): from raw bytes and headers to Accepted, or Rejected with one bounded reason."""
+
 import json
 
 import pytest
 
-from onegrid import envelope as ce
-from onegrid.contracts import load_strict
-from onegrid.domain.intake import REASONS, Accepted, RawEvent, Rejected, admit, on_resend
+from onegrid.app.registry import load_strict
+from onegrid.domain.intake import REASONS, Accepted, RawEvent, Rejected, admit, expired, on_resend
+from onegrid.kernel import envelope as ce
 
-from .helpers import (JINCHENG, QINLING, binary, copy_contracts, edit_yaml, envelope_for, registry,
-                      sample_data)
+from .helpers import JINCHENG, QINLING, binary, copy_contracts, edit_yaml, envelope_for, registry, sample_data
 
 FLOOD = "water.flood_risk_reported"
 GRID_REPORT = "governance.grid_report_submitted"
@@ -35,6 +35,7 @@ def _admit(raw, tenant=None, reg=None):
 
 
 # -- accepted ---------------------------------------------------------------------------
+
 
 def test_valid_event_with_fixed_category_is_accepted():
     env, data = _event()
@@ -93,6 +94,7 @@ def test_data_survives_unicode():
 
 # -- rejected: one test per reason ------------------------------------------------------
 
+
 def _rejected(raw, reason, department="unknown", tenant=None, reg=None) -> Rejected:
     result = _admit(raw, tenant, reg)
     assert isinstance(result, Rejected), result
@@ -150,12 +152,15 @@ def test_structured_missing_attribute():
     _rejected(RawEvent(json.dumps(obj).encode(), {}, ce.STRUCTURED), "missing_attribute")
 
 
-@pytest.mark.parametrize("headers", [
-    {"ce-specversion": "0.3"},
-    {"ce-time": "2024-05-01T08:00:00"},
-    {"ce-dataschema": "https://schemas.example.com/flood"},
-    {"ce-id": "x" * 300},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"ce-specversion": "0.3"},
+        {"ce-time": "2024-05-01T08:00:00"},
+        {"ce-dataschema": "https://schemas.example.com/flood"},
+        {"ce-id": "x" * 300},
+    ],
+)
 def test_invalid_attribute(headers):
     env, data = _event()
     _rejected(binary(env, data, headers=headers), "invalid_attribute")
@@ -170,8 +175,11 @@ def test_missing_dataschema_is_invalid_attribute():
 
 def test_dataschema_of_another_type_of_the_same_department_is_invalid_attribute():
     env, data = _event()
-    r = _rejected(binary(env, data, headers={"ce-dataschema": ce.dataschema("water.drainage_fault_reported", 1)}),
-                  "invalid_attribute", "water")
+    r = _rejected(
+        binary(env, data, headers={"ce-dataschema": ce.dataschema("water.drainage_fault_reported", 1)}),
+        "invalid_attribute",
+        "water",
+    )
     assert "water.drainage_fault_reported" in r.detail and FLOOD in r.detail
 
 
@@ -194,9 +202,16 @@ def test_event_for_the_other_demo_tenant_is_unknown_tenant():
 
 def test_unknown_department():
     env, data = _event()
-    raw = binary(env, data, routing_key="tourism.scenic_spot_crowded", headers={
-        "ce-department": "tourism", "ce-type": "tourism.scenic_spot_crowded",
-        "ce-dataschema": ce.dataschema("tourism.scenic_spot_crowded", 1)})
+    raw = binary(
+        env,
+        data,
+        routing_key="tourism.scenic_spot_crowded",
+        headers={
+            "ce-department": "tourism",
+            "ce-type": "tourism.scenic_spot_crowded",
+            "ce-dataschema": ce.dataschema("tourism.scenic_spot_crowded", 1),
+        },
+    )
     r = _rejected(raw, "unknown_department", "unknown")
     assert "tourism" in r.detail
 
@@ -209,11 +224,12 @@ def without_party_building(tmp_path_factory):
 
     def drop(doc):
         doc["departments"].remove("party_building")
-        doc["routing"] = [r for r in doc["routing"]
-                          if "party_building" not in r["departments"] + r.get("alternates", [])]
+        doc["routing"] = [
+            r for r in doc["routing"] if "party_building" not in r["departments"] + r.get("alternates", [])
+        ]
+
     edit_yaml(root / "tenants" / f"{QINLING}.yaml", drop)
-    edit_yaml(root / "common.yaml",
-              lambda d: d["case_fields"]["grid"].update(pattern="^[0-9]{6}(-[0-9]{3}){0,3}$"))
+    edit_yaml(root / "common.yaml", lambda d: d["case_fields"]["grid"].update(pattern="^[0-9]{6}(-[0-9]{3}){0,3}$"))
     return load_strict(root)
 
 
@@ -223,8 +239,9 @@ def test_department_disabled(without_party_building):
     assert "party_building" not in tenant.departments and "party_building" in reg.departments
     contract = reg.events[("party_building.grid_party_group_inactive", 1)]
     data = sample_data(contract, tenant, seed=1)
-    r = _rejected(binary(envelope_for(contract, tenant), data), "department_disabled", "party_building",
-                  tenant=tenant, reg=reg)
+    r = _rejected(
+        binary(envelope_for(contract, tenant), data), "department_disabled", "party_building", tenant=tenant, reg=reg
+    )
     assert QINLING in r.detail
     # the same event is welcome where the department is enabled
     assert isinstance(admit(binary(envelope_for(contract, _tenant()), data), _tenant(), registry()), Accepted)
@@ -252,8 +269,11 @@ def test_routing_key_of_another_type_of_the_same_department_is_department_mismat
 
 def test_dataschema_of_another_department_is_department_mismatch():
     env, data = _event()
-    r = _rejected(binary(env, data, headers={"ce-dataschema": ce.dataschema("health.infectious_disease_suspected", 1)}),
-                  "department_mismatch", "water")
+    r = _rejected(
+        binary(env, data, headers={"ce-dataschema": ce.dataschema("health.infectious_disease_suspected", 1)}),
+        "department_mismatch",
+        "water",
+    )
     assert "dataschema" in r.detail
 
 
@@ -271,16 +291,19 @@ def test_unknown_version():
     assert "9" in r.detail and "[1]" in r.detail
 
 
-@pytest.mark.parametrize("change,path", [
-    (lambda d: d.update(severity=5), "severity"),
-    (lambda d: d.pop("reporter"), "reporter"),
-    (lambda d: d["reporter"].update(kind="alien"), "reporter.kind"),
-    (lambda d: d.update(location={"lat": 91, "lon": 0}), "location.lat"),
-    (lambda d: d.update(water_depth_cm="5"), "water_depth_cm"),
-    (lambda d: d.update(hazzard="other"), "hazzard"),
-    (lambda d: d.update(occurred_at="2024-05-01T08:00:00"), "occurred_at"),
-    (lambda d: d.update(grid="410102-001-003"), "grid"),   # a community code is not even grid-shaped
-])
+@pytest.mark.parametrize(
+    "change,path",
+    [
+        (lambda d: d.update(severity=5), "severity"),
+        (lambda d: d.pop("reporter"), "reporter"),
+        (lambda d: d["reporter"].update(kind="alien"), "reporter.kind"),
+        (lambda d: d.update(location={"lat": 91, "lon": 0}), "location.lat"),
+        (lambda d: d.update(water_depth_cm="5"), "water_depth_cm"),
+        (lambda d: d.update(hazzard="other"), "hazzard"),
+        (lambda d: d.update(occurred_at="2024-05-01T08:00:00"), "occurred_at"),
+        (lambda d: d.update(grid="4" * 65), "grid"),  # longer than any grid code (a community's: unknown_grid)
+    ],
+)
 def test_schema_violation_names_the_field(change, path):
     env, data = _event()
     change(data)
@@ -345,12 +368,14 @@ def test_a_node_that_is_not_a_grid_is_unknown_grid(without_party_building, level
 def _one_bad_event_per_reason():
     """reason -> (raw, tenant): one compact example of every reason admit() can give."""
     import dataclasses
+
     env, data = _event()
     qinling = _tenant()
     other = "health.infectious_disease_suspected"
 
     def hdrs(**h):
         return binary(env, data, headers={f"ce-{k}": v for k, v in h.items()})
+
     no_id = binary(env, data)
     del no_id.headers["ce-id"]
     return {
@@ -361,27 +386,39 @@ def _one_bad_event_per_reason():
         "invalid_attribute": (hdrs(specversion="2.0"), qinling),
         "unknown_tenant": (hdrs(tenant="elsewhere"), qinling),
         "unknown_department": (hdrs(department="tourism"), qinling),
-        "department_disabled": (binary(env, data), dataclasses.replace(
-            qinling, departments=tuple(d for d in qinling.departments if d != "water"))),
+        "department_disabled": (
+            binary(env, data),
+            dataclasses.replace(qinling, departments=tuple(d for d in qinling.departments if d != "water")),
+        ),
         "department_mismatch": (binary(env, data, routing_key=other + "x"), qinling),
-        "unknown_event_type": (binary(env, data, routing_key="water.nope", headers={
-            "ce-type": "water.nope", "ce-dataschema": ce.dataschema("water.nope", 1)}), qinling),
+        "unknown_event_type": (
+            binary(
+                env,
+                data,
+                routing_key="water.nope",
+                headers={"ce-type": "water.nope", "ce-dataschema": ce.dataschema("water.nope", 1)},
+            ),
+            qinling,
+        ),
         "unknown_version": (hdrs(dataschema=ce.dataschema(FLOOD, 2)), qinling),
         "schema_violation": (binary(env, {**data, "extra": 1}), qinling),
         "unknown_grid": (binary(env, {**data, "grid": "410102-009-009-009"}), qinling),
+        "outside_county": (binary(env, _located(data, 0.0, 0.0)), qinling),
     }
 
 
 def test_every_reason_but_id_reused_has_an_example():
     examples = _one_bad_event_per_reason()
-    # id_reused is on_resend()'s to give; unauthenticated and spoofed need an identity (test_identity.py)
-    assert set(examples) == set(REASONS) - {"id_reused", "unauthenticated", "spoofed"}
+    # id_reused is on_resend()'s to give; unauthenticated and spoofed need an identity (test_identity.py);
+    # expired is the broker's (an event dead-lettered unread: test_an_event_whose_ttl_runs_out...)
+    assert set(examples) == set(REASONS) - {"id_reused", "unauthenticated", "spoofed", "expired"}
     for reason, (raw, tenant) in examples.items():
-        result = admit(raw, tenant, registry())
+        result = admit(raw, tenant, registry(), locate=lambda lon, lat: [])  # no grid covers any point
         assert isinstance(result, Rejected) and result.reason == reason, (reason, result)
 
 
 # -- identity -------------------------------------------------------------------------
+
 
 def test_dedup_key_is_department_source_and_id():
     env, data = _event()
@@ -412,18 +449,104 @@ def test_digest_follows_content_and_dedup_key_follows_identity():
     assert _admit(binary(other_source, data)).dedup_key != first.dedup_key
 
 
-@pytest.mark.parametrize("digest,recorded,status,expected", [
-    ("a", "a", "registered", "republish"),
-    ("a", "a", "dispatched", "duplicate"),
-    ("a", "a", "resolved", "duplicate"),
-    ("a", "b", "registered", "id_reused"),
-    ("a", "b", "dispatched", "id_reused"),
-    ("a", "b", "resolved", "id_reused"),
-])
+@pytest.mark.parametrize(
+    "digest,recorded,status,expected",
+    [
+        ("a", "a", "registered", "republish"),
+        ("a", "a", "dispatched", "duplicate"),
+        ("a", "a", "resolved", "duplicate"),
+        ("a", "b", "registered", "id_reused"),
+        ("a", "b", "dispatched", "id_reused"),
+        ("a", "b", "resolved", "id_reused"),
+    ],
+)
 def test_on_resend_truth_table(digest, recorded, status, expected):
     assert on_resend(digest, recorded, status) == expected
 
 
+def test_an_expired_event_is_rejected_with_its_department_and_ttl():
+    rejected = expired("water", "250")
+    assert (rejected.reason, rejected.department) == ("expired", "water") and "of 250 ms" in rejected.detail
+    assert expired(None, None).department == "unknown" and "quarantine replay" in expired(None, None).detail
+
+
 def test_reasons_are_bounded_codes():
-    assert len(REASONS) == 16
+    assert len(REASONS) == 18
     assert all(code.replace("_", "").isalpha() and code.islower() for code in REASONS)
+
+
+# -- placing an event by its location ---------------------------------------------------------
+
+
+def _located(data: dict, lat: float, lon: float) -> dict:
+    """The event without its grid, at (lat, lon)."""
+    return {**{k: v for k, v in data.items() if k != "grid"}, "location": {"lat": lat, "lon": lon}}
+
+
+def _boxes(*boxes):
+    """A fake GridLocator.covering over (code, lon0, lat0, lon1, lat1) rectangles; the calls it saw."""
+    seen = []
+
+    def covering(lon, lat):
+        seen.append((lon, lat))
+        return [code for code, x0, y0, x1, y1 in boxes if x0 <= lon <= x1 and y0 <= lat <= y1]
+
+    return covering, seen
+
+
+def test_an_event_with_a_location_and_no_grid_is_placed_in_the_grid_covering_it():
+    env, data = _event()
+    locate, seen = _boxes(("410102-001-002-003", 113.59, 34.75, 113.60, 34.76))
+    result = admit(binary(env, _located(data, 34.755, 113.595)), _tenant(), registry(), locate=locate)
+    assert isinstance(result, Accepted), result
+    assert result.grid == "410102-001-002-003" and "grid" not in result.data  # the data stays as sent
+    assert seen == [(113.595, 34.755)]  # the boundaries are WGS84: the point is asked as it came
+
+
+def test_a_point_on_a_shared_edge_goes_to_the_lowest_code_whatever_the_order():
+    env, data = _event()
+    locate, _ = _boxes(
+        ("410102-001-002-004", 113.5, 34.7, 113.6, 34.8), ("410102-001-002-001", 113.5, 34.7, 113.6, 34.8)
+    )
+    result = admit(binary(env, _located(data, 34.75, 113.55)), _tenant(), registry(), locate=locate)
+    assert isinstance(result, Accepted) and result.grid == "410102-001-002-001"
+
+
+def test_a_point_outside_every_grid_is_quarantined_as_outside_the_county():
+    env, data = _event()
+    locate, _ = _boxes(("410102-001-002-003", 113.59, 34.75, 113.60, 34.76))
+    result = admit(binary(env, _located(data, 39.9, 116.4)), _tenant(), registry(), locate=locate)
+    assert isinstance(result, Rejected) and result.reason == "outside_county" and result.department == "water"
+    assert "lat 39.900000, lon 116.400000" in result.detail and QINLING in result.detail
+
+
+def test_an_event_with_neither_grid_nor_location_says_to_give_one():
+    env, data = _event()
+    bare = {k: v for k, v in data.items() if k not in ("grid", "location")}
+    result = admit(binary(env, bare), _tenant(), registry(), locate=lambda lon, lat: [])
+    assert isinstance(result, Rejected) and result.reason == "schema_violation"
+    assert "give the grid's code, or a location" in result.detail
+
+
+def test_a_county_without_boundaries_needs_the_grid():
+    import dataclasses
+
+    env, data = _event()
+    bare = dataclasses.replace(_tenant(), geography=None)
+    result = admit(binary(env, _located(data, 34.755, 113.595)), bare, registry(), locate=lambda lon, lat: [])
+    assert isinstance(result, Rejected) and result.reason == "schema_violation"
+    assert "has drawn no grid boundaries" in result.detail
+
+
+def test_a_gcj02_county_is_asked_in_gcj02():
+    import dataclasses
+
+    from onegrid.domain.geo import wgs84_to_gcj02
+
+    env, data = _event()
+    tenant = _tenant()
+    assert tenant.geography is not None
+    gcj = dataclasses.replace(tenant, geography=dataclasses.replace(tenant.geography, crs="GCJ-02"))
+    locate, seen = _boxes(("410102-001-002-003", 113.0, 34.0, 114.0, 35.0))
+    assert isinstance(admit(binary(env, _located(data, 34.755, 113.595)), gcj, registry(), locate=locate), Accepted)
+    assert seen == [wgs84_to_gcj02(113.595, 34.755)] and seen[0] != (113.595, 34.755)

@@ -1,10 +1,9 @@
 """reconcile(): every planned event ends as exactly one case, or in quarantine as planned."""
+
 from collections import Counter
 from dataclasses import dataclass
 
-import pytest
-
-from onegrid.reconcile import reconcile
+from sim.reconcile import reconcile
 
 
 @dataclass
@@ -18,8 +17,12 @@ def _case(event_id, department):
     return {"id": f"c-{event_id}", "department": department}
 
 
-PLANNED = [P("e1", "case", "water"), P("e2", "case", "health"), P("e3", "schema_violation", "water"),
-           P("e4", "malformed_json", "unknown")]
+PLANNED = [
+    P("e1", "case", "water"),
+    P("e2", "case", "health"),
+    P("e3", "schema_violation", "water"),
+    P("e4", "malformed_json", "unknown"),
+]
 GOOD_CASES = {"e1": _case("e1", "water"), "e2": _case("e2", "health")}
 GOOD_REASONS = {"e3": ["schema_violation"], "e4": ["malformed_json"]}
 
@@ -91,5 +94,7 @@ def test_case_and_quarantine_both_for_an_expected_quarantine():
 
 def test_case_made_for_an_event_meant_for_quarantine():
     rec = reconcile(PLANNED, {**GOOD_CASES, "e4": _case("e4", "water")}, {"e3": ["schema_violation"]})
-    assert rec.problems == ["e4: expected quarantine as malformed_json, made case c-e4",
-                            "e4: expected one quarantine entry 'malformed_json', found []"]
+    assert rec.problems == [
+        "e4: expected quarantine as malformed_json, made case c-e4",
+        "e4: expected one quarantine entry 'malformed_json', found []",
+    ]

@@ -1,4 +1,5 @@
 """Routing: the first matching rule wins, the unit is the grid's ancestor, returns reroute."""
+
 import dataclasses
 
 import pytest
@@ -6,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onegrid.domain.routing import Decision, command_centre, reroute, route
-from onegrid.tenant import LEVELS, SEVERITIES, Rule
+from onegrid.kernel.tenant import LEVELS, SEVERITIES, Rule
 
 from .helpers import JINCHENG, QINLING, registry
 
@@ -17,12 +18,15 @@ def _tenant(tid=QINLING):
     return registry().tenants[tid]
 
 
-@pytest.mark.parametrize("severity,level,unit", [
-    ("minor", "grid", GRID),
-    ("general", "community", "410102-001-003"),
-    ("major", "street", "410102-001"),
-    ("critical", "county", "410102"),
-])
+@pytest.mark.parametrize(
+    "severity,level,unit",
+    [
+        ("minor", "grid", GRID),
+        ("general", "community", "410102-001-003"),
+        ("major", "street", "410102-001"),
+        ("critical", "county", "410102"),
+    ],
+)
 def test_severity_decides_the_level_and_unit(severity, level, unit):
     d = route(_tenant(), "work_safety", severity, GRID)
     assert (d.level, d.unit, d.reason) == (level, unit, "rule")
@@ -44,7 +48,9 @@ def test_decision_carries_rule_index_departments_and_alternates():
 def test_first_matching_rule_wins():
     t = _tenant()
     catch_all = Rule(None, None, {"level": "county", "departments": ["governance"]})
-    specific = Rule(frozenset({"dispute"}), None, {"level": "grid", "departments": ["justice"], "alternates": ["water"]})
+    specific = Rule(
+        frozenset({"dispute"}), None, {"level": "grid", "departments": ["justice"], "alternates": ["water"]}
+    )
     first = dataclasses.replace(t, routing=[specific, catch_all])
     d = route(first, "dispute", "critical", GRID)
     assert (d.rule, d.level, d.unit, d.departments, d.alternates) == (0, "grid", GRID, ("justice",), ("water",))
@@ -81,8 +87,9 @@ def test_other_goes_to_the_command_centre(tid, severity):
 
 def test_command_centre_decision():
     t = _tenant()
-    assert command_centre(t, "returned_by_all") == Decision("county", "410102", ("governance",), (), None,
-                                                           "returned_by_all")
+    assert command_centre(t, "returned_by_all") == Decision(
+        "county", "410102", ("governance",), (), None, "returned_by_all"
+    )
 
 
 def test_reroute_tries_alternates_in_order_then_the_command_centre():
@@ -93,7 +100,9 @@ def test_reroute_tries_alternates_in_order_then_the_command_centre():
     assert reroute(t, d, {"urban_management", "housing_construction"}) == ("natural_resources", "alternate")
     assert reroute(t, d, {"housing_construction"}) == ("natural_resources", "alternate")
     assert reroute(t, d, {"urban_management", "housing_construction", "natural_resources"}) == (
-        "governance", "returned_by_all")
+        "governance",
+        "returned_by_all",
+    )
 
 
 def test_reroute_without_alternates_goes_to_the_command_centre():

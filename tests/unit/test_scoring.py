@@ -1,5 +1,6 @@
 """Scoring's pure rules: points with monthly caps, assessments, five colours, rankings, and
 totals that do not depend on redelivery or on the order cases interleave."""
+
 import copy
 import random
 
@@ -34,8 +35,9 @@ class Memory:
         return out
 
     def points(self, month="2026-11"):
-        return {w: r["points"] for w, r in sc.worker_points(self.counters.get(("points", month), {}), {},
-                                                             self.cfg).items()}
+        return {
+            w: r["points"] for w, r in sc.worker_points(self.counters.get(("points", month), {}), {}, self.cfg).items()
+        }
 
     def assess(self, dept, period="month:2026-11"):
         return sc.assessment(self.counters.get(("assess", period, dept), {}), self.cfg)
@@ -50,13 +52,25 @@ def test_demo_manifests_are_valid():
 
 def test_manifest_problems_name_the_path():
     t = registry().tenants[QINLING]
-    doc = {"scoring": {"points": {"bribes": {"points": 5}, "on_time": {"points": 1, "monthly_cap": 0}},
-                       "risk": {"thresholds": {"red": 5, "orange": 8, "yellow": 3, "blue": 1}},
-                       "key_persons": {"999999-001-001-001": 2, GRID: -1}, "timezone": "CST", "colour": 1}}
+    doc = {
+        "scoring": {
+            "points": {"bribes": {"points": 5}, "on_time": {"points": 1, "monthly_cap": 0}},
+            "risk": {"thresholds": {"red": 5, "orange": 8, "yellow": 3, "blue": 1}},
+            "key_persons": {"999999-001-001-001": 2, GRID: -1},
+            "timezone": "CST",
+            "colour": 1,
+        }
+    }
     paths = {p for p, _ in sc.check_manifest(doc, t)}
-    assert paths == {"scoring.points.bribes", "scoring.points.on_time.monthly_cap", "scoring.risk.thresholds",
-                     "scoring.key_persons.999999-001-001-001", f"scoring.key_persons.{GRID}", "scoring.timezone",
-                     "scoring.colour"}
+    assert paths == {
+        "scoring.points.bribes",
+        "scoring.points.on_time.monthly_cap",
+        "scoring.risk.thresholds",
+        "scoring.key_persons.999999-001-001-001",
+        f"scoring.key_persons.{GRID}",
+        "scoring.timezone",
+        "scoring.colour",
+    }
     with pytest.raises(ValueError, match="scoring.timezone"):
         sc.parse_config(doc, t)
     assert sc.check_manifest({}, t) == [] and sc.parse_config({}).rules["grid_resolved"].points == 3
@@ -151,10 +165,19 @@ def test_points_and_assessments_do_not_depend_on_how_cases_interleave():
     def stories():
         out = []
         for i in range(12):
-            s = Story(f"c-{i}", grid=f"410102-001-00{1 + i % 3}-001", severity=("minor", "major")[i % 2],
-                      reporter={"kind": "grid_worker", "id": f"GW-{i % 4}"})
-            s.full(("urban_management", "market_regulation")[i % 2], level=("grid", "community")[i % 2],
-                   by=f"GW-{i % 4}", satisfied=(True, None, False)[i % 3], on_time=i % 5 != 0)
+            s = Story(
+                f"c-{i}",
+                grid=f"410102-001-00{1 + i % 3}-001",
+                severity=("minor", "major")[i % 2],
+                reporter={"kind": "grid_worker", "id": f"GW-{i % 4}"},
+            )
+            s.full(
+                ("urban_management", "market_regulation")[i % 2],
+                level=("grid", "community")[i % 2],
+                by=f"GW-{i % 4}",
+                satisfied=(True, None, False)[i % 3],
+                on_time=i % 5 != 0,
+            )
             out.append(s.events)
         return out
 
@@ -176,12 +199,39 @@ def test_points_and_assessments_do_not_depend_on_how_cases_interleave():
     assert run(interleaved) == in_order
 
 
+def test_one_cases_events_score_the_same_in_any_order():
+    """scoring consumes case.* and work_order.* on two queues and redeliveries come late, so a
+    case's own events reach it in any order. make chaos found an overdue deduction that went to
+    whoever verified the case when case.verified happened to be applied before the overdue
+    case.supervised, and to no one (a citizen's report, no rostered worker) otherwise."""
+    s = Story("c-9", grid=GRID, reporter={"kind": "citizen", "id": "12345-9", "phone": "13800000000"})
+    s.registered(), s.dispatched("urban_management", level="grid")
+    s.supervised("overdue_acknowledge")
+    s.work_order("urban_management", "accept"), s.work_order("urban_management", "resolve")
+    s.resolved(), s.verified("GW-V"), s.closed(satisfied=True)
+
+    def run(order):
+        mem = Memory(_cfg())
+        for e in order:
+            mem.apply(as_event(e))
+        return mem.counters, sc.contribution(mem.states["c-9"], mem.cfg)
+
+    in_order = run(s.events)
+    assert in_order[0][("points", "2026-11")] == {"GW-V|grid_resolved": 1, "GW-V|on_time": 1, "GW-V|satisfied": 1}
+    rng = random.Random(9)
+    for _ in range(50):
+        order = list(s.events)
+        rng.shuffle(order)
+        assert run(order) == in_order
+
+
 def test_months_and_weeks_are_local_time():
     tz = _cfg().tz
     ts = sc.epoch("2026-11-30T17:30:00Z")  # 01:30 on 1 December in China
     assert sc.periods(ts, tz) == ("month:2026-12", "week:2026-W49")
     assert sc.epoch(1_700_000_000) == 1_700_000_000.0 and sc.epoch("2026-11-10T09:00:00+08:00") == sc.epoch(
-        "2026-11-10T01:00:00Z")
+        "2026-11-10T01:00:00Z"
+    )
 
 
 def test_five_colours_from_open_cases_overdue_and_key_persons():
@@ -221,7 +271,12 @@ def test_read_event_takes_the_snapshot_or_wraps_a_bare_work_order():
 
 def test_a_workers_grid_is_where_most_points_were_earned_whatever_the_order():
     from onegrid.domain.scoring import home_grids
-    counts = {"GW-1|410102-001-001-002": 3, "GW-1|410102-001-001-001": 5, "GW-2|410102-001-002-001": 2,
-              "GW-2|410102-001-001-003": 2}
+
+    counts = {
+        "GW-1|410102-001-001-002": 3,
+        "GW-1|410102-001-001-001": 5,
+        "GW-2|410102-001-002-001": 2,
+        "GW-2|410102-001-001-003": 2,
+    }
     assert home_grids(counts) == {"GW-1": "410102-001-001-001", "GW-2": "410102-001-001-003"}
     assert home_grids(dict(reversed(list(counts.items())))) == home_grids(counts)

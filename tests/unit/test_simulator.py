@@ -1,10 +1,13 @@
 """Simulator.plan(): pure planning. Every planned event must get exactly the outcome it plans."""
+
 from collections import Counter
+from functools import cache
 
 import pytest
 
+from onegrid.adapters.geo import ShapelyLocator
 from onegrid.domain.intake import Accepted, RawEvent, Rejected, admit
-from onegrid.simulator import BAD_KINDS, QINLING_MIX, Simulator
+from sim.simulator import BAD_KINDS, QINLING_MIX, Simulator
 
 from .helpers import JINCHENG, QINLING, registry
 
@@ -15,9 +18,14 @@ def _sim(tid=QINLING, seed=7, run_id="unit"):
     return Simulator(registry().tenants[tid], UNUSED, registry=registry(), seed=seed, run_id=run_id)
 
 
+@cache
+def _locator(tid: str) -> ShapelyLocator:
+    return ShapelyLocator(registry().tenants[tid].geography)
+
+
 def _admit(p, tid=QINLING):
     raw = RawEvent(p.body, p.headers, p.content_type, p.routing_key)
-    return admit(raw, registry().tenants[tid], registry())
+    return admit(raw, registry().tenants[tid], registry(), locate=_locator(tid).covering)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +91,7 @@ def test_planned_events_carry_unique_ids_and_matching_headers():
 def test_same_seed_same_plan():
     def shape(plan):
         return [(p.routing_key, p.expect, p.department, p.category, p.headers.get("ce-subject")) for p in plan]
+
     assert shape(_sim(seed=5).plan(300, 10)) == shape(_sim(seed=5).plan(300, 10))
     assert shape(_sim(seed=5).plan(300, 10)) != shape(_sim(seed=6).plan(300, 10))
 
@@ -115,6 +124,25 @@ def test_category_mix_follows_qinling(big_plans):
 
 def test_general_reporters_speak_about_a_third():
     plan = _sim().plan(3000)
-    general = sum(p.routing_key in ("governance.grid_report_submitted", "governance.hotline_order_received")
-                  for p in plan)
+    general = sum(
+        p.routing_key in ("governance.grid_report_submitted", "governance.hotline_order_received") for p in plan
+    )
     assert 0.25 < general / len(plan) < 0.45
+
+
+def test_reports_with_a_location_stand_inside_their_grid_and_some_give_only_the_location():
+    from shapely import Point
+
+    sim = _sim(seed=3)
+    shapes = sim.shapes
+    placed = 0
+    for _ in range(300):
+        p = sim.good()
+        data = __import__("json").loads(p.body)
+        if "location" not in data:
+            continue
+        where = Point(data["location"]["lon"], data["location"]["lat"])
+        result = _admit(p)
+        assert isinstance(result, Accepted) and shapes[result.grid].contains(where)
+        placed += "grid" not in data
+    assert 10 < placed < 60  # about a fifth of the half that carry a location

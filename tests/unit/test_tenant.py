@@ -1,8 +1,10 @@
 """Tenant manifests, through the registry: the demo counties' grid trees and broken manifests."""
+
 import pytest
 
-from onegrid.contracts import load
-from onegrid.tenant import LEVELS, SEVERITIES, Rule, parse_duration
+from onegrid.app.registry import load
+from onegrid.kernel.spans import parse_span
+from onegrid.kernel.tenant import LEVELS, SEVERITIES, Rule, parse_duration
 
 from .helpers import JINCHENG, QINLING, copy_contracts, edit_yaml, registry
 
@@ -13,10 +15,13 @@ def _tenant(tid):
     return registry().tenants[tid]
 
 
-@pytest.mark.parametrize("tid,root,communities,grids", [
-    (JINCHENG, "320324", 13, 54),
-    (QINLING, "410102", 11, 44),
-])
+@pytest.mark.parametrize(
+    "tid,root,communities,grids",
+    [
+        (JINCHENG, "320324", 13, 54),
+        (QINLING, "410102", 11, 44),
+    ],
+)
 def test_demo_tenant_tree_sizes(tid, root, communities, grids):
     t = _tenant(tid)
     by_level = {lvl: [n for n in t.nodes.values() if n.level == lvl] for lvl in LEVELS}
@@ -44,7 +49,7 @@ def test_every_code_nests_in_its_parents(tid):
         parent = t.nodes[node.parent]
         assert LEVELS.index(parent.level) == LEVELS.index(node.level) + 1
         assert node.code.startswith(parent.code + "-")
-        suffix = node.code[len(parent.code) + 1:]
+        suffix = node.code[len(parent.code) + 1 :]
         assert len(suffix) == 3 and suffix.isdigit()
 
 
@@ -73,7 +78,7 @@ def test_demo_routing_and_deadline_tables_parse():
     t = _tenant(QINLING)
     assert t.routing and t.deadlines
     assert all(r.values["level"] in LEVELS for r in t.routing)
-    assert all(parse_duration(r.values["acknowledge"]) and parse_duration(r.values["resolve"]) for r in t.deadlines)
+    assert all(parse_span(r.values["acknowledge"]) and parse_span(r.values["resolve"]) for r in t.deadlines)
     # The last deadline row is the catch-all.
     assert t.deadlines[-1].categories is None and t.deadlines[-1].severities is None
 
@@ -97,6 +102,7 @@ def test_rule_matches():
 
 
 # -- broken manifests ---------------------------------------------------------------------
+
 
 def _problems(tmp_path, change):
     root = copy_contracts(tmp_path)
@@ -124,7 +130,7 @@ def test_grid_code_needs_three_digits(tmp_path):
 
 def test_county_code_is_six_digits(tmp_path):
     found = _problems(tmp_path, lambda d: d["grid_tree"].update(code="41010"))
-    assert found == [("grid_tree.code", "'41010' must be the six-digit division code")]
+    assert found == [("grid_tree.code", "'41010' must be the county's code, [0-9]{6} (the six-digit division code)")]
 
 
 def test_duplicate_code(tmp_path):
@@ -135,14 +141,21 @@ def test_duplicate_code(tmp_path):
 def test_levels_in_order(tmp_path):
     def change(d):
         _community(d, 2)["level"] = "grid"
+
     found = _problems(tmp_path, change)
-    assert found == [("grid_tree.children[0].children[2].level", "expected 'community', got 'grid'")]
+    assert found == [
+        (
+            "grid_tree.children[0].children[2].level",
+            "expected 'community', got 'grid' (a grid under a street is marked dedicated: true)",
+        )
+    ]
 
 
 def test_grid_has_no_children(tmp_path):
     def change(d):
         grid = _community(d)["children"][0]
         grid["children"] = [{"level": "grid", "code": grid["code"] + "-001", "name": "x"}]
+
     found = _problems(tmp_path, change)
     assert [p for p, _ in found] == ["grid_tree.children[0].children[0].children[0].children"]
 
@@ -161,6 +174,7 @@ def test_routing_rule_names_department_not_enabled(tmp_path, key):
 def test_routing_rule_names_a_known_but_disabled_department(tmp_path):
     def change(d):
         d["departments"].remove("party_building")
+
     found = _problems(tmp_path, change)
     paths = {p for p, _ in found}
     assert paths and all(p.startswith("routing[") for p in paths)
@@ -191,7 +205,30 @@ def test_routing_bad_level_and_unknown_key(tmp_path):
 @pytest.mark.parametrize("key", ["acknowledge", "resolve"])
 def test_bad_duration(tmp_path, key):
     found = _problems(tmp_path, lambda d: d["deadlines"][0].update({key: "10x"}))
-    assert found == [(f"deadlines[0].{key}", "must be a duration like 10m, 4h or 3d")]
+    why = "'10x': unknown unit 'x'; use s, m, h, d (clock time), wh (working hours) or wd (working days)"
+    assert found == [(f"deadlines[0].{key}", why)]
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("2w", "'2w': unknown unit 'w'; use s, m, h, d (clock time), wh (working hours) or wd (working days)"),
+        ("0wd", "'0wd': the number must be a whole number from 1, without leading zeros"),
+        ("wd", "'wd' is not <number><unit>; units: s, m, h, d (clock time), wh (working hours) or wd (working days)"),
+        (3, "must be a duration like 10m, 4h, 3d, 8wh or 2wd, not 3"),
+    ],
+)
+def test_bad_span_says_why(tmp_path, text, why):
+    found = _problems(tmp_path, lambda d: d["deadlines"][0].update({"resolve": text}))
+    assert found == [("deadlines[0].resolve", why)]
+
+
+@pytest.mark.parametrize("text", ["8wh", "2wd", "10m"])
+def test_working_spans_are_deadlines(tmp_path, text):
+    root = copy_contracts(tmp_path)
+    edit_yaml(root / Q_FILE, lambda d: d["deadlines"][0].update({"resolve": text}))
+    reg, problems = load(root)
+    assert problems == [] and str(reg.tenants[QINLING].deadlines[0].values["resolve"]) == text
 
 
 def test_governance_must_be_enabled(tmp_path):
@@ -201,7 +238,7 @@ def test_governance_must_be_enabled(tmp_path):
 
 def test_unknown_enabled_department(tmp_path):
     found = _problems(tmp_path, lambda d: d["departments"].append("tourism"))
-    assert found == [(f"departments[16]", "unknown department 'tourism' (contracts/departments/)")]
+    assert found == [("departments[16]", "unknown department 'tourism' (contracts/departments/)")]
 
 
 def test_tenant_id_must_equal_file_name(tmp_path):
@@ -232,3 +269,16 @@ def test_custom_limits_are_read(tmp_path):
     reg, problems = load(root)
     assert problems == []
     assert (reg.tenants[QINLING].max_payload_bytes, reg.tenants[QINLING].max_batch) == (1024, 7)
+
+
+def test_a_bad_calendar_section_is_a_problem_of_the_manifest(tmp_path):
+    root = copy_contracts(tmp_path)
+    edit_yaml(root / Q_FILE, lambda d: d.update(calendar={"working_hours": ["8:30-12"], "utc_offset": "+8"}))
+    _, problems = load(root)
+    assert [(p.file, p.path, p.reason) for p in problems] == [
+        (f"contracts/{Q_FILE}", path, reason)
+        for path, reason in [
+            ("calendar.working_hours[0]", "'8:30-12' is not a session like '08:30-12:00'"),
+            ("calendar.utc_offset", "'+8' is not an offset from UTC like '+08:00'"),
+        ]
+    ]

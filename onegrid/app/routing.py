@@ -1,0 +1,212 @@
+"""routing's use cases: a registered case becomes one work order per responsible department
+(or is merged into the case it duplicates); a returned work order goes to the next
+department; a whistle or a reopen adds departments.
+
+Each dispatch records first, then publishes every work order onto its department's queue
+(`work_order.dispatched` on the work-orders exchange) and `case.dispatched`. Idempotent: a
+redelivery records nothing new and publishes again only when `again` says a crash may have
+come between the record and the publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from onegrid.app.ports import CaseStore, Casework, Clock, DuplicateBook, Outbox, Publisher
+from onegrid.app.receipts import tell
+from onegrid.app.supervision import count_closure
+from onegrid.domain.calendar import WEEKENDS_ONLY, WorkCalendar, schedule
+from onegrid.domain.cases import new_work_order
+from onegrid.domain.duplicates import Match, Suggestion, best_match, pair_key
+from onegrid.domain.lifecycle import TERMINAL_CASE
+from onegrid.domain.onsite import reported_on_site, sampled, settled_on_site
+from onegrid.domain.receipts import of_case
+from onegrid.domain.routing import Decision, command_centre, placed, reroute, route
+from onegrid.domain.supervision import deadline_spans, deadlines
+from onegrid.kernel import envelope as ce
+from onegrid.kernel import metrics, topology
+from onegrid.kernel.tenant import Tenant
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    work_orders: list[dict]  # every work order of this dispatch
+    created: frozenset[str]  # the ids recorded now; the others were already
+
+    @property
+    def recorded(self) -> list[dict]:
+        """The work orders this dispatch put on a queue for the first time."""
+        return [wo for wo in self.work_orders if wo["id"] in self.created]
+
+
+@dataclass(frozen=True)
+class Merged:
+    case_id: str
+    primary_id: str
+
+
+@dataclass(frozen=True)
+class OnSite:
+    """A case the grid worker settled on site: closed fixed, or held for a sampled check."""
+
+    case_id: str
+    sampled: bool
+
+
+@dataclass(frozen=True)
+class Routing:
+    tenant: Tenant
+    store: CaseStore
+    work: Casework
+    bus: Publisher
+    outbox: Outbox
+    clock: Clock
+    book: DuplicateBook  # suggestions for the command centre, pairs said to be distinct
+    scale: float = 1.0  # deadlines divided by this (onegrid.kernel.settings.time_scale)
+    calendar: WorkCalendar = WEEKENDS_ONLY  # working days; the service passes the Chinese one
+
+    @property
+    def source(self) -> str:
+        return f"/{self.tenant.id}/routing"
+
+    def case_registered(self, case_id: str, again: bool = False) -> Dispatched | Merged | OnSite | None:
+        """Close a case the grid worker settled on site (or hold a sampled one for its check);
+        merge a duplicate into its primary (and tell its department: an `event.merged`
+        receipt), else route and dispatch; None for a case closed, rejected or merged meanwhile."""
+        case = self.store.case(case_id)
+        if case is None:  # intake records before it announces: a missing case is a fault to retry
+            raise LookupError(f"case {case_id} announced but not in the store")
+        if case["status"] == "registered" and reported_on_site(case):  # never a duplicate: it is settled
+            return self._settle_on_site(case)
+        if case["status"] == "registered" and not case.get("unmerged_from"):  # a person un-merged it: route it
+            match = self._duplicate(case)
+            verdict = match.verdict(self.work.policy.duplicates) if match else "distinct"
+            if match is not None and verdict == "merge":
+                out = self.work.merge(case["id"], match.primary_id)
+                self.outbox.announce(out.outbox)
+                self.book.count("auto_merged")
+                metrics.DUPLICATES.labels(self.tenant.id, "auto_merged").inc()
+                self._tell_merged({**case, "merged_into": match.primary_id})
+                return Merged(case["id"], match.primary_id)
+            if match is not None and verdict == "suggest":  # dispatched meanwhile: the incident may be new
+                suggestion = Suggestion(case["id"], match.primary_id, match, self.clock.now_iso())
+                if self.book.suggest(suggestion, case["at"]):
+                    metrics.DUPLICATES.labels(self.tenant.id, "suggested").inc()
+        elif case["status"] in TERMINAL_CASE:
+            if again and case.get("merged_into"):  # a crash may have come before the receipt
+                self._tell_merged(case)
+            return None
+        elif settled_on_site(case):  # held for its sampled check: nothing to dispatch
+            return None
+        decision = route(self.tenant, case["category"], case["severity"], case["grid"])
+        return self.dispatch(case, decision, decision.departments, decision.reason, again)
+
+    def _settle_on_site(self, case: dict) -> OnSite:
+        """No work order, no deadline; the closure counts in the same figures as supervision's."""
+        checked = sampled(case["id"], self.work.policy.on_site_sample)
+        out = self.work.settle_on_site(case["id"], checked)
+        self.outbox.announce(out.outbox)
+        if out.closure:
+            count_closure(self.tenant.id, out.closure)
+        return OnSite(case["id"], checked)
+
+    def work_order_returned(self, case_id: str, again: bool = False) -> Dispatched | None:
+        """The next alternate department the case's rule names, else the command centre."""
+        case = self.store.case(case_id)
+        if case is None:
+            raise LookupError(f"a returned work order names an unknown case {case_id!r}")
+        if case["status"] in TERMINAL_CASE:
+            return None
+        tried = {w["department"] for w in self.store.work_orders_of(case["id"])}
+        decision = route(self.tenant, case["category"], case["severity"], case["grid"])
+        department, reason = reroute(self.tenant, decision, tried)
+        if reason == "returned_by_all":
+            decision = command_centre(self.tenant, reason)
+        return self.dispatch(case, decision, (department,), reason, again)
+
+    def dispatch_requested(
+        self, case_id: str, departments: Iterable[str], reason: str, again: bool = False
+    ) -> Dispatched | None:
+        """More departments on a case (a whistle, a reopen), at the case's current level."""
+        case = self.store.case(case_id)
+        if case is None or case["status"] in TERMINAL_CASE:
+            return None
+        if reason in ("unmerged", "on_site_not_fixed"):  # routed as any registered case
+            decision = route(self.tenant, case["category"], case["severity"], case["grid"])
+            out = self.dispatch(case, decision, decision.departments, decision.reason, again)
+            if reason == "unmerged":
+                self._tell_merged(case)  # no longer merged: its department's receipt says accepted
+            return out
+        level, unit = placed(self.tenant, case["grid"], case["level"] or self.tenant.top)
+        decision = Decision(level, unit, tuple(departments), (), None, reason)
+        return self.dispatch(case, decision, decision.departments, reason, again)
+
+    def dispatch(
+        self, case: dict, decision: Decision, departments: Iterable[str], reason: str, again: bool
+    ) -> Dispatched:
+        at, now, tenant = self.clock.now_iso(), self.clock.now(), self.tenant
+        sched = schedule(tenant, self.calendar, self.scale)
+        spans = deadlines(tenant, case["category"], case["severity"], sched, now)  # found on the calendar
+        ack, resolve = deadline_spans(tenant, case["category"], case["severity"])
+        texts = (str(ack), str(resolve))
+        orders = [new_work_order(case, d, decision, reason, at, spans, now, texts) for d in departments]
+        recorded, head = self.store.dispatch(case, decision, orders, at)
+        created = frozenset(recorded)
+        if case["status"] == "registered":  # its first dispatch: the grid worker has to be on site
+            self.store.arm_arrival(case["id"], now + self.work.policy.arrival / self.scale)
+        for wo in orders:
+            # a redelivery may follow a crash between the store and the publish: send again
+            if wo["id"] in created or again:
+                env = ce.new(
+                    tenant=tenant.id,
+                    department=wo["department"],
+                    type="work_order.dispatched",
+                    source=self.source,
+                    subject=wo["id"],
+                    id=f"{wo['id']}.dispatched",
+                    traceparent=case.get("traceparent"),
+                    chainhead=head,
+                )
+                self.bus.publish(env, wo, exchange=topology.WORKORDERS, routing_key=wo["department"])
+        if created or again:
+            env = ce.new(
+                tenant=tenant.id,
+                department=case["department"],
+                type="case.dispatched",
+                source=self.source,
+                subject=case["id"],
+                id=f"{case['id']}.dispatched.{'-'.join(sorted(o['id'] for o in orders))}"[:200],
+                traceparent=case.get("traceparent"),
+                chainhead=head,
+            )
+            case = {**case, "chainhead": head}
+            if case["status"] in ("registered", "reopened"):  # what the dispatch just recorded
+                case = {
+                    **case,
+                    "status": "dispatched",
+                    "level": decision.level,
+                    "unit": decision.unit,
+                    "dispatched_at": at,
+                }
+            self.bus.publish(env, {**case, "work_orders": orders}, mandatory=False)
+        return Dispatched(orders, created)
+
+    def _tell_merged(self, case: dict) -> None:
+        """Its department's receipt: merged (into which case), or accepted once un-merged."""
+        if case["department"] in self.tenant.departments:
+            receipt = of_case(case, case["department"], self.clock.now_iso())
+            tell(self.store, self.bus, self.tenant.id, "routing", receipt)
+
+    def _duplicate(self, case: dict) -> Match | None:
+        """The open case this one most likely duplicates, among those of its category near in
+        time, except pairs a person said are distinct."""
+        th = self.work.policy.duplicates
+        occurred = case.get("occurred", case["at"])
+        candidates = [
+            c
+            for c in self.store.recent(case["category"], occurred - th.window, occurred + th.window)
+            if c["id"] != case["id"]
+        ]
+        distinct = self.book.distinct([pair_key(case["id"], c["id"]) for c in candidates])
+        return best_match(case, candidates, th, distinct)
