@@ -12,6 +12,7 @@ so the bus's history keeps what each timeline was; consumers need not read it.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -146,6 +147,16 @@ def is_json(media_type: object) -> bool:
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
             return False
     return kind.lower() == JSON
+
+
+def json_bytes(data: object, separators: tuple[str, str] | None = (",", ":")) -> bytes:
+    """`data` as JSON in UTF-8, as people read it (compact unless `separators` is None); with
+    ASCII escapes only when it holds a lone surrogate (a header byte that was not UTF-8, kept as
+    it came), which UTF-8 cannot carry and `json.loads` gives back from the escape."""
+    try:
+        return json.dumps(data, ensure_ascii=False, separators=separators).encode()
+    except UnicodeEncodeError:
+        return json.dumps(data, separators=separators).encode()
 
 
 def from_http_header(value: str) -> str:

@@ -334,7 +334,4 @@ def _one_of_batch(event) -> bytes:
     """One event of a batch as the bytes it is judged by: UTF-8 as sent, so its size is its own
     (ASCII escapes would count a Chinese character as six bytes and refuse an event under the
     limit); ASCII JSON only when it holds a lone surrogate, so the escape survives to be judged."""
-    try:
-        return json.dumps(event, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(event).encode()
+    return ce.json_bytes(event, separators=None)

@@ -1,5 +1,6 @@
 """The CloudEvents envelope: binary headers, structured objects, and every way one is refused."""
 
+import json
 import re
 from datetime import datetime
 
@@ -286,3 +287,10 @@ def test_a_lifecycle_event_carries_its_chain_head_as_an_extension_attribute():
     assert ce.Envelope.from_headers({**headers, "ce-chainhead": 7}).chainhead is None
     assert ce.Envelope.from_headers({**headers, "ce-chainhead": "x" * 300}).chainhead is None
     assert "ce-chainhead" not in ce.new(tenant="t", department="d", type="x.y", source="/s").headers()
+
+
+def test_json_bytes_is_utf8_and_escapes_only_a_lone_surrogate():
+    assert ce.json_bytes({"a": "大"}) == '{"a":"大"}'.encode()
+    kept = ce.json_bytes({"ce-source": ce.from_http_header("x%DB")})  # a header byte that was not UTF-8
+    assert kept == b'{"ce-source":"x\\udcdb"}' and json.loads(kept) == {"ce-source": "x\udcdb"}
+    assert ce.json_bytes([1, 2], separators=None) == b"[1, 2]"

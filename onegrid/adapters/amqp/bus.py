@@ -17,7 +17,6 @@ consumers deduplicate on the ce-id).
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -59,8 +58,7 @@ class Outgoing:
 
 
 def outgoing(env: ce.Envelope, data, exchange=topology.EVENTS, routing_key: str | None = None, mandatory: bool = True):
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    return Outgoing(body, env.headers(), ce.JSON, exchange, routing_key or env.type, mandatory)
+    return Outgoing(ce.json_bytes(data), env.headers(), ce.JSON, exchange, routing_key or env.type, mandatory)
 
 
 @dataclass
