@@ -55,7 +55,10 @@ def _subtitle(data: dict) -> str:
 def latency(data: dict) -> Path:
     """Latency percentiles and throughput against offered load, beside the raw broker ceiling."""
     plt = _pyplot()
-    offered = sorted((r for r in data["runs"] if r.get("offered_per_second")), key=lambda r: r["offered_per_second"])
+    offered = sorted(
+        (r for r in data["runs"] if r.get("offered_per_second") and not r.get("batch_size")),
+        key=lambda r: r["offered_per_second"],
+    )
     drained = next((r["per_second"] for r in data["runs"] if "draining" in r["name"]), None)
     raw = data["raw"]["per_second"]
     x = [r["offered_per_second"] for r in offered]

@@ -3,6 +3,7 @@ in the department's queue — beside the raw kombu ceiling, measured in the same
 same broker, written to docs/benchmarks.md.
 
 Env: BENCH_EVENTS (default 10000), BENCH_PUBLISHERS (4), BENCH_RATES (offered loads, 200,400,600),
+BENCH_UNBATCHED (1: the drain and the first rate again with BATCH_SIZE=1; 0 skips),
 ONEGRID_QUEUE_TYPE (quorum, or classic).
 """
 
@@ -243,9 +244,24 @@ def main() -> int:
         for rate in rates:
             runs.append(end_to_end(sim, tenant, int(rate * 10), 1, rate, f"end to end, {rate:.0f}/s offered"))
         runs.append(drain_backlog(sim, tenant, services, events))
+        if os.environ.get("BENCH_UNBATCHED", "1") == "1":  # what the batches buy, in the same run
+            runs += unbatched(sim, tenant, services, events, rates[0])
     sizes = [int(x) for x in os.environ.get("BENCH_TIMER_SIZES", "10000,100000,1000000").split(",")]
     report(raw, runs, size, publishers, timer_ticks(sizes))
     return 0
+
+
+def unbatched(sim: Simulator, tenant, services: ServiceSet, events: int, rate: float) -> list[Run]:
+    """The same drain and the first offered rate with batching off (BATCH_SIZE=1: every message
+    its own handler call, confirm wait, ack and Redis round trips), the services restarted."""
+    services.env["BATCH_SIZE"] = "1"
+    try:
+        drained = drain_backlog(sim, tenant, services, events)
+        offered = end_to_end(sim, tenant, int(rate * 10), 1, rate, f"BATCH_SIZE=1, {rate:.0f}/s offered")
+    finally:
+        services.env.pop("BATCH_SIZE")
+    drained.name += " (BATCH_SIZE=1)"
+    return [drained, offered]
 
 
 def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[dict]) -> None:
@@ -299,6 +315,8 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
         "  with confirms; routing evaluates the routing table, records the work orders and puts each",
         "  on its department's queue with confirms. Two hops through the broker, two through Redis.",
         "- **vs raw**: end-to-end events/s divided by the raw ceiling's messages/s.",
+        "- **BATCH_SIZE=1**: the same drain and the first offered rate with the hot path's batches",
+        "  off (the services restarted with `BATCH_SIZE=1`; BENCH_UNBATCHED=0 skips them).",
         "",
         "One supervision tick (claiming the due timers from Redis) with two timers per open case,",
         "all in the future but for 10 due before every other tick; median of 200 ticks:",
@@ -343,6 +361,7 @@ def run_json(run: Run) -> dict:
         "per_second": run.per_second,
         "publish_per_second": run.publish_per_second if run.published > run.started else None,
         "offered_per_second": float(offered) if offered.isdigit() else None,
+        "batch_size": 1 if "BATCH_SIZE=1" in run.name else None,  # else the services' default
         **({f"p{q}_ms": run.pct(q) for q in (50, 95, 99)} if run.latencies else {}),
     }
 
