@@ -202,8 +202,8 @@ def run_each(client: redis.Redis, script: Script, calls: list[tuple[list, list]]
     A script the server does not know (restarted, failed over, SCRIPT FLUSH) is loaded and the
     calls it refused (they did not run) are run, in order, as redis-py's Script does for one
     call; a Script on a pipeline would instead ask SCRIPT EXISTS first, a round trip more each
-    time. Any other error fails the whole call once all have been answered: the scripts here
-    are idempotent, so running the calls again (the batch one by one) does nothing twice."""
+    time. Any other error fails the whole call once all have been answered, and the caller
+    runs them again (a batch one by one): the registration script is idempotent."""
     if not calls:
         return []
     results, acked = _pipelined(client, script, calls, replicas[0], replicas[1])
