@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from onegrid.app.ports import CaseStore, Clock, GridLocator, Publisher, Usage
 from onegrid.app.receipts import tell
 from onegrid.contracts import Registry
 from onegrid.domain.cases import first_entry, new_case
-from onegrid.domain.intake import RawEvent, Rejected, admit, expired, on_resend
+from onegrid.domain.intake import Accepted, RawEvent, Rejected, admit, expired, on_resend
 from onegrid.domain.receipts import Receipt, event_id_of, of_case
 from onegrid.kernel import envelope as ce
 from onegrid.kernel import topology, trace
@@ -44,6 +45,14 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """An accepted event and the case it makes, before the store has registered it."""
+
+    verdict: Accepted
+    case: dict
+
+
+@dataclass(frozen=True)
 class Intake:
     tenant: Tenant
     registry: Registry
@@ -58,10 +67,28 @@ class Intake:
         the only one told the outcome (its receipt). Idempotent: a redelivered event finds its
         case and is a duplicate, announced again only while the case is still `registered` (the
         first delivery may have died before); its receipt is published again, with the same id."""
-        outcome = self._judge(raw, department)
-        if department is not None and department in self.tenant.departments:
-            tell(self.store, self.bus, self.tenant.id, "intake", self._receipt(raw, department, outcome))
-        return outcome
+        return self.ingest_many([(raw, department)])[0]
+
+    def ingest_many(self, items: Sequence[tuple[RawEvent, str | None]]) -> list[Outcome]:
+        """`ingest` for each (event, authenticated department) of a batch, the outcomes in the
+        same order: every event judged first, the accepted ones registered with one store call
+        (one Redis round trip), then each settled in turn as `ingest` would (announced, resent,
+        quarantined, counted, told). The store registers them in order, so an event that comes
+        twice in one batch is one case and a duplicate, and an id reused with other content is
+        quarantined, as if they had come one batch apart."""
+        judged = [self._admit(raw, department) for raw, department in items]
+        accepted = [(i, j) for i, j in enumerate(judged) if isinstance(j, Admitted)]
+        registered: dict[int, tuple[bool, str, str, str]] = {}
+        if accepted:
+            replies = self.store.register_cases([(j.case, j.verdict.dedup_key) for _, j in accepted])
+            registered = {i: reply for (i, _), reply in zip(accepted, replies, strict=True)}
+        outcomes = []
+        for i, ((raw, department), j) in enumerate(zip(items, judged, strict=True)):
+            outcome = self.quarantine(raw, j) if isinstance(j, Rejected) else self._settle(raw, j, registered[i])
+            if department is not None and department in self.tenant.departments:
+                tell(self.store, self.bus, self.tenant.id, "intake", self._receipt(raw, department, outcome))
+            outcomes.append(outcome)
+        return outcomes
 
     def _receipt(self, raw: RawEvent, department: str, outcome: Outcome) -> Receipt:
         at = self.clock.now_iso()
@@ -82,18 +109,25 @@ class Intake:
             "accepted", department, outcome.event_id or "", at, source=outcome.source, case_id=outcome.case_id
         )
 
-    def _judge(self, raw: RawEvent, department: str | None) -> Outcome:
+    def _admit(self, raw: RawEvent, department: str | None) -> Admitted | Rejected:
+        """The verdict on one event (admit is pure) and, if accepted, the case it would make."""
         locate = self.locator.covering if self.locator is not None else None
         verdict = admit(raw, self.tenant, self.registry, department, locate)
         if isinstance(verdict, Rejected):
-            return self.quarantine(raw, verdict)
+            return verdict
         # the case keeps the trace it came with (or starts one): every event about it continues it
         case = {
             **new_case(verdict, self.clock.now_iso(), raw.transport),
             "traceparent": trace.child(verdict.envelope.traceparent),
         }
         case["chainhead"] = str(first_entry(self.tenant.id, case)[1])  # what the store's first line leaves
-        created, case_id, recorded, status = self.store.register_case(case, verdict.dedup_key)
+        return Admitted(verdict, case)
+
+    def _settle(self, raw: RawEvent, admitted: Admitted, registered: tuple[bool, str, str, str]) -> Outcome:
+        """An accepted event once the store has answered its registration: announced if new (or
+        if its case never left `registered`), quarantined if its id was reused, counted."""
+        verdict, case = admitted.verdict, admitted.case
+        created, case_id, recorded, status = registered
         action = "register" if created else on_resend(verdict.digest, recorded, status)
         if action == "id_reused":
             detail = (

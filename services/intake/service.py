@@ -72,24 +72,27 @@ class IntakeService(Observable):
 
     @batch_consume("intake.events")
     def on_department_event(self, messages: list[Inbound]):
-        """A batch of department events (onegrid.adapters.nameko.batch): each judged and recorded
-        in turn, their announcements and receipts sent together and confirmed once at the end;
-        counted once sent (a batch that fails is done again one by one, and counted then)."""
+        """A batch of department events (onegrid.adapters.nameko.batch): all judged, the accepted
+        ones registered in one Redis round trip (Intake.ingest_many), their announcements and
+        receipts sent together and confirmed once at the end; counted once sent (a batch that
+        fails is done again one by one, and counted then)."""
         bus, store, usage = self.bus.deferred(), KeptReceipts(self.store), KeptUses(self.usage)
         intake = self._intake(bus=bus, store=store, usage=usage)
-        outcomes = []
+        items, transports = [], []
         for message in messages:
             transport = replayed(message.replayed_from) if message.replayed_from else "amqp"
             raw = RawEvent(message.body, message.headers, message.content_type, message.routing_key, transport)
             department = authenticated_department(message.user_id, self.ctx.tenant.id)
-            outcomes.append((intake.ingest(vouched(raw, message.user_id), department), transport))
+            items.append((vouched(raw, message.user_id), department))
+            transports.append(transport)
+        outcomes = intake.ingest_many(items)
         store.flush()  # the receipts recorded before they are published
         usage.flush()
         bus.flush()
-        for outcome, transport in outcomes:
+        for outcome, transport in zip(outcomes, transports, strict=True):
             self._count(outcome, transport)
         if len(outcomes) == 1:  # one event, one case: the worker's `handled` line names it
-            logs.bind(case_id=outcomes[0][0].case_id)
+            logs.bind(case_id=outcomes[0].case_id)
 
     @reliable_consume("intake.registry-changed")
     def on_registry_changed(self, message: Inbound):

@@ -62,6 +62,43 @@ def test_register_is_idempotent(store):
     assert [s["action"] for s in store.timeline(case["id"])] == ["register"]
 
 
+class CountingConnection(redis.Connection):
+    """A connection that counts what it sends: one write of a command or a pipeline is one
+    round trip."""
+
+    sent = 0
+
+    def send_packed_command(self, command, check_health=True):
+        CountingConnection.sent += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_register_cases_is_one_round_trip_in_order(store):
+    counted = Store(redis.Redis.from_url(settings.redis_url(), connection_class=CountingConnection), store.tenant)
+    counted.r.ping()  # the connection's own handshake is not the registrations'
+    one, two = _case(store), _case(store, "c-0000000000000002")
+    CountingConnection.sent = 0
+    assert counted.register_cases([(one, "k1"), (one, "k1"), ({**one, "digest": "other"}, "k1"), (two, "k2")]) == [
+        (True, one["id"], "d1", "registered"),
+        (False, one["id"], "d1", "registered"),  # the second sees the first: a resend
+        (False, one["id"], "d1", "registered"),  # ... or an id reused (the caller compares digests)
+        (True, two["id"], "d1", "registered"),
+    ]
+    assert CountingConnection.sent == 1
+    assert store.stats()["cases"] == 2 and [s["action"] for s in store.timeline(one["id"])] == ["register"]
+    assert counted.register_cases([]) == [] and CountingConnection.sent == 1
+
+
+def test_register_cases_loads_a_script_the_server_does_not_know(store):
+    store._register.sha = "0" * 40  # as after a restart or a failover: NOSCRIPT
+    case = _case(store)
+    assert store.register_cases([(case, "k"), (case, "k")]) == [
+        (True, case["id"], "d1", "registered"),
+        (False, case["id"], "d1", "registered"),
+    ]
+    assert store.stats()["cases"] == 1
+
+
 def test_dispatch_is_idempotent_and_marks_the_case(store):
     case = _case(store)
     store.register_case(case, "k")

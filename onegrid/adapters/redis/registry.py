@@ -18,6 +18,7 @@ import json
 import redis
 
 from onegrid.adapters.redis.replies import text, text_map
+from onegrid.adapters.redis.store import run_each
 from onegrid.contracts import Overlay
 from onegrid.domain.versions import Use, field_of, parse_field
 
@@ -102,13 +103,12 @@ class Published:
         self._use(keys=[self.uses_key, self.last_key], args=[field_of(key, version, department), f"{at:.3f}"])
 
     def record_uses(self, uses: list[tuple[str, str, int, float]]) -> None:
-        """record_use for each (department, key, version, at), in one round trip (a batch)."""
-        pipe = self.r.pipeline(transaction=False)
-        for department, key, version, at in uses:
-            self._use(
-                keys=[self.uses_key, self.last_key], args=[field_of(key, version, department), f"{at:.3f}"], client=pipe
-            )
-        pipe.execute()
+        """record_use for each (department, key, version, at), in one round trip (a batch):
+        EVALSHAs in one pipeline (run_each), not a Script on a pipeline, which asks SCRIPT
+        EXISTS first, a round trip more per batch."""
+        keys = [self.uses_key, self.last_key]
+        calls = [(keys, [field_of(key, version, department), f"{at:.3f}"]) for department, key, version, at in uses]
+        run_each(self.r, self._use, calls, (0, 0))
 
     def uses(self) -> list[Use]:
         pipe = self.r.pipeline(transaction=True)

@@ -12,6 +12,7 @@ import hashlib
 import json
 
 import redis
+from redis.commands.core import Script
 
 from onegrid.adapters.redis.archive import Archived, Unreadable, pack, unpack
 from onegrid.adapters.redis.replies import text, text_map, texts
@@ -194,6 +195,48 @@ def replicas_caught_up(client: redis.Redis, tenant: str, wanted: int, ms: int) -
         raise NotReplicated(f"{acked} of {wanted} Redis replicas took the handler's writes within {ms} ms")
 
 
+def run_each(client: redis.Redis, script: Script, calls: list[tuple[list, list]], replicas: tuple[int, int]) -> list:
+    """`script` once per (keys, args), in order, as EVALSHAs in one non-transactional pipeline
+    (one round trip; each call still all-or-nothing, and a later call sees what an earlier one
+    wrote), then WAIT for `replicas` (wanted, ms) once for them all on the same connection.
+    A script the server does not know (restarted, failed over, SCRIPT FLUSH) is loaded and the
+    calls it refused (they did not run) are run, in order, as redis-py's Script does for one
+    call; a Script on a pipeline would instead ask SCRIPT EXISTS first, a round trip more each
+    time. Any other error fails the whole call once all have been answered, and the caller
+    runs them again (a batch one by one): the registration script is idempotent."""
+    if not calls:
+        return []
+    results, acked = _pipelined(client, script, calls, replicas[0], replicas[1])
+    refused = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+    if refused:
+        script.sha = text(client.script_load(script.script))
+        again, acked_again = _pipelined(client, script, [calls[i] for i in refused], replicas[0], replicas[1])
+        for i, result in zip(refused, again, strict=True):
+            results[i] = result
+        acked = min(acked, acked_again)
+    failed = next((r for r in results if isinstance(r, Exception)), None)
+    if failed is not None:
+        raise failed
+    if acked < replicas[0]:
+        raise NotReplicated(f"{acked} of {replicas[0]} Redis replicas took the write within {replicas[1]} ms")
+    return results
+
+
+def _pipelined(client: redis.Redis, script: Script, calls: list[tuple[list, list]], wanted: int, ms: int):
+    """(each call's reply or error, replicas that have them: `wanted` when none are asked for)."""
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    if wanted > 0:
+        pipe.execute_command("WAIT", wanted, ms)
+    replies = pipe.execute(raise_on_error=False)
+    if wanted > 0:
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[:-1], replies[-1]
+    return replies, wanted
+
+
 class Store:
     """One tenant's view of Redis; it cannot name another tenant's keys."""
 
@@ -231,34 +274,46 @@ class Store:
     def register_case(self, case: dict, dedup_key: str) -> tuple[bool, str, str, str]:
         """(created, case id, digest on record, status). Idempotent on the event's identity.
         The timeline starts with the registration line, chained from the case's genesis."""
+        return self.register_cases([(case, dedup_key)])[0]
+
+    def register_cases(self, cases: list[tuple[dict, str]]) -> list[tuple[bool, str, str, str]]:
+        """register_case for each (case, dedup key), in one round trip and one replica wait
+        (a batch). The registrations run in order: a second event with the same dedup key
+        finds the case the first made, as it would one batch later."""
+        replies = run_each(self.r, self._register, [self._registration(c, k) for c, k in cases], self.replicas)
+        out = []
+        for (case, _), res in zip(cases, replies, strict=True):
+            if res[0] == 1:
+                out.append((True, case["id"], case["digest"], "registered"))
+            else:
+                cid, digest = text(res[1]).split("|")
+                out.append((False, cid, digest, text(res[2])))
+        return out
+
+    def _registration(self, case: dict, dedup_key: str) -> tuple[list, list]:
+        """The _REGISTER script's keys and args for one case."""
         event_key = self.key("event", hashlib.sha256(dedup_key.encode()).hexdigest()[:32])
         first, head = first_entry(self.tenant, case)
-        res = self._replicated(
-            self._register,
-            [
-                event_key,
-                self.key("case", case["id"]),
-                self.key("case", case["id"], "timeline"),
-                self.key("cases"),
-                self.key("stats"),
-                self.key("idx", "status", "registered"),
-                self.key("idx", "grid", case["grid"]),
-                self.key("recent", case["category"]),
-            ],
-            [
-                case["id"],
-                case["digest"],
-                case["at"],
-                json.dumps(first, ensure_ascii=False),
-                case["category"],
-                case.get("occurred", case["at"]),
-                *_flat({**case, "chainhead": str(head)}),
-            ],
-        )
-        if res[0] == 1:
-            return True, case["id"], case["digest"], "registered"
-        cid, digest = res[1].decode().split("|")
-        return False, cid, digest, res[2].decode()
+        keys = [
+            event_key,
+            self.key("case", case["id"]),
+            self.key("case", case["id"], "timeline"),
+            self.key("cases"),
+            self.key("stats"),
+            self.key("idx", "status", "registered"),
+            self.key("idx", "grid", case["grid"]),
+            self.key("recent", case["category"]),
+        ]
+        args = [
+            case["id"],
+            case["digest"],
+            case["at"],
+            json.dumps(first, ensure_ascii=False),
+            case["category"],
+            case.get("occurred", case["at"]),
+            *_flat({**case, "chainhead": str(head)}),
+        ]
+        return keys, args
 
     def case(self, case_id: str) -> dict | None:
         raw = self.r.hgetall(self.key("case", case_id))

@@ -55,6 +55,7 @@ class FakeStore:
         self._seen: dict[str, str] = {}
         self.receipts: dict[tuple[str, str], dict] = {}
         self.arrivals: dict[str, float] = {}  # case id -> the arrival deadline armed
+        self.register_calls: list[int] = []  # how many cases each register_cases call held
 
     # -- cases
     def register_case(self, case: dict, dedup_key: str) -> tuple[bool, str, str, str]:
@@ -66,6 +67,10 @@ class FakeStore:
         self.cases[case["id"]] = json.loads(json.dumps({**case, "chainhead": str(head)}))  # stored, not shared
         self.timelines[case["id"]] = [first]
         return True, case["id"], case["digest"], "registered"
+
+    def register_cases(self, cases: list[tuple[dict, str]]) -> list[tuple[bool, str, str, str]]:
+        self.register_calls.append(len(cases))
+        return [self.register_case(case, dedup_key) for case, dedup_key in cases]
 
     def case(self, case_id: str) -> dict | None:
         return dict(self.cases[case_id]) if case_id in self.cases else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,7 +17,7 @@ from onegrid.adapters.nameko.reliable import USER_ID, Inbound
 from onegrid.app.intake import Outcome
 from onegrid.domain.cases import case_id
 from onegrid.domain.intake import RawEvent, identity
-from onegrid.kernel import topology
+from onegrid.kernel import topology, trace
 from services.intake.service import IntakeService, http_status
 from tests.unit.helpers import QINLING, registry
 
@@ -146,6 +147,92 @@ def test_an_id_reused_for_other_content_is_quarantined_and_the_case_untouched(co
     assert first.case_id in out.detail and county.store.case(first.case_id) == before
 
 
+# -- a batch: judged first, registered with one store call, settled in order --------------
+
+
+def test_the_same_event_twice_in_a_batch_is_one_case_and_a_duplicate(county):
+    raw = grid_report(county, "evt-b1")
+    first, again = county.intake().ingest_many([(raw, "governance"), (raw, "governance")])
+    assert (first.outcome, again.outcome, again.case_id) == ("registered", "duplicate", first.case_id)
+    assert len(county.store.cases) == 1 and county.store.register_calls == [2]
+    # as two deliveries one after the other: announced again while registered, told twice
+    announced = [p.env.id for p in county.bus.published if p.exchange == topology.EVENTS]
+    assert announced == [f"{first.case_id}.registered"] * 2
+    assert [p.env.id for p in _receipts(county)] == ["evt-b1.accepted"] * 2
+
+
+def test_an_id_reused_with_other_content_in_the_same_batch_is_quarantined(county):
+    first, reused = county.intake().ingest_many(
+        [
+            (grid_report(county, "evt-b2"), "governance"),
+            (grid_report(county, "evt-b2", summary="something else entirely"), "governance"),
+        ]
+    )
+    assert first.outcome == "registered" and (reused.outcome, reused.reason) == ("quarantined", "id_reused")
+    assert first.case_id in reused.detail and len(county.store.cases) == 1
+    assert county.store.case(first.case_id)["summary"] != "something else entirely"  # the case untouched
+    [entry] = county.store.quarantined
+    assert entry["reason"] == "id_reused"
+    assert [p.env.type for p in county.bus.published] == [
+        "case.registered",
+        "event.accepted",
+        topology.QUARANTINED,
+        "event.quarantined",
+    ]
+
+
+def test_bad_and_good_events_in_a_batch_keep_their_order_and_only_the_good_are_registered(county):
+    items = [
+        (grid_report(county, "evt-b3", severity="catastrophic"), "governance"),
+        (grid_report(county, "evt-b4"), "governance"),
+        (grid_report(county, "evt-b5"), "water"),  # spoofed
+        (grid_report(county, "evt-b6", seed=1), "governance"),
+    ]
+    outcomes = county.intake().ingest_many(items)
+    assert [(o.outcome, o.reason) for o in outcomes] == [
+        ("quarantined", "schema_violation"),
+        ("registered", None),
+        ("quarantined", "spoofed"),
+        ("registered", None),
+    ]
+    assert [o.event_id for o in outcomes if o.outcome == "registered"] == ["evt-b4", "evt-b6"]
+    assert county.store.register_calls == [2]  # the two accepted, in one call
+    # each event's receipt in the batch's order, to the department that sent it
+    assert [(p.routing_key, p.env.subject) for p in _receipts(county)] == [
+        ("governance", "evt-b3"),
+        ("governance", "evt-b4"),
+        ("water", "evt-b5"),
+        ("governance", "evt-b6"),
+    ]
+
+
+def test_a_batch_with_nothing_accepted_asks_the_store_to_register_nothing(county):
+    [out] = county.intake().ingest_many([(grid_report(county, "evt-b7", severity="catastrophic"), "governance")])
+    assert out.reason == "schema_violation" and county.store.register_calls == []
+    assert county.intake().ingest_many([]) == []
+
+
+def test_a_batch_of_one_is_ingest(monkeypatch):
+    monkeypatch.setattr(trace, "child", lambda parent: "00-" + "1" * 32 + "-" + "2" * 16 + "-01")  # span ids are random
+    raw, bad = grid_report(_fresh(), "evt-b8"), grid_report(_fresh(), "evt-b9", severity="catastrophic")
+    alone, batched = _fresh(), _fresh()
+    for event in (raw, raw, bad):
+        assert alone.intake().ingest(event, "governance") == batched.intake().ingest_many([(event, "governance")])[0]
+    assert alone.store.cases == batched.store.cases and alone.store.timelines == batched.store.timelines
+    assert alone.store.quarantined == batched.store.quarantined and alone.store.receipts == batched.store.receipts
+    assert _sent(alone) == _sent(batched)
+    assert alone.usage.counts == batched.usage.counts
+
+
+def _fresh() -> County:
+    return County(registry().tenants[QINLING], registry())
+
+
+def _sent(county: County) -> list:
+    """What the county published, but for the envelopes' wall-clock time."""
+    return [(replace(p.env, time=""), p.data, p.exchange, p.routing_key) for p in county.bus.published]
+
+
 @pytest.mark.parametrize(
     ("outcome", "status"),
     [
@@ -203,6 +290,17 @@ def test_the_entrypoint_counts_a_registered_case_once(county):
         )
     assert _count("onegrid_cases_registered_total", **labels, category="illegal_business") - before == 1
     assert json.loads(json.dumps(county.bus.published[0].data))["id"] == _case_id(raw)
+
+
+def test_the_entrypoint_registers_a_batch_with_one_store_call(county):
+    user = f"{QINLING}.governance"
+    reports = [grid_report(county, f"evt-e{i}", seed=i) for i in range(3)]
+    bad = grid_report(county, "evt-e-bad", severity="catastrophic")
+    batch = [Inbound(r.body, r.headers, r.content_type, r.routing_key, False, user) for r in [*reports, bad]]
+    _service(county).on_department_event(batch)
+    assert county.store.register_calls == [3] and len(county.store.cases) == 3
+    assert [q["reason"] for q in county.store.quarantined] == ["schema_violation"]
+    assert len(county.bus.of_type("case.registered")) == 3
 
 
 def test_accepted_events_are_counted_per_contract_version_and_department(county):
