@@ -235,9 +235,17 @@ class DuplicateBook(Protocol):
 
     def distinct(self, pairs: list[str]) -> set[str]: ...
 
-    def candidates(self, case_id: str, category: str, since: float, until: float) -> Candidates:
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        """For each (category, since, until): the ids of the cases of the category that
+        occurred in it, read together (one round trip)."""
+        ...
+
+    def candidates(
+        self, case_id: str, category: str, since: float, until: float, ids: list[str] | None = None
+    ) -> Candidates:
         """The duplicate candidates of a case: the others of its category that occurred in
-        [since, until], read as they are now, with the pairs among them said distinct."""
+        [since, until], their records read now, with the pairs among them said distinct.
+        `ids`: the window's ids as `recent_ids` read them a moment ago, else read here."""
         ...
 
     def count(self, name: str) -> None: ...

@@ -127,7 +127,7 @@ def test_a_dispatch_from_a_record_whose_timeline_moved_reads_again_and_keeps_the
     assert verify_chain(store.tenant, case["id"], lines, store.case(case["id"])["chainhead"]).intact
 
 
-def test_candidates_are_read_with_the_distinct_pairs_in_two_round_trips(store, trips):
+def test_candidates_are_read_with_the_distinct_pairs_in_two_round_trips_or_one_with_the_ids(store, trips):
     book = DuplicateBook(store)
     ids = [f"c-000000000000000{i}" for i in range(1, 4)]
     for i, cid in enumerate(ids):
@@ -140,6 +140,10 @@ def test_candidates_are_read_with_the_distinct_pairs_in_two_round_trips(store, t
     trips[0] = 0
     assert book.candidates(ids[0], "illegal_business", 999.0, 1000.5) == Candidates([], frozenset())
     assert trips[0] == 1  # nobody else: no records to read
+    trips[0] = 0  # a batch's ids read together, then each case's candidates in one trip
+    windows = [("illegal_business", 900.0, 1100.0), ("illegal_business", 1001.5, 1100.0), ("other", 0.0, 1.0)]
+    assert book.recent_ids(windows) == [ids, ids[2:], []] and trips[0] == 1
+    assert book.candidates(ids[0], "illegal_business", 900.0, 1100.0, ids=ids) == found and trips[0] == 2
 
 
 def test_quarantine_keeps_bytes_once_and_release_forgets(store):

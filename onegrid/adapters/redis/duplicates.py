@@ -75,11 +75,18 @@ class DuplicateBook:
         flags = self.r.smismember(self.store.key("dup", "distinct"), pairs)
         return {p for p, f in zip(pairs, flags, strict=True) if f}
 
-    def candidates(self, case_id: str, category: str, since: float, until: float) -> Candidates:
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        return self.store.recent_ids(windows)
+
+    def candidates(
+        self, case_id: str, category: str, since: float, until: float, ids: list[str] | None = None
+    ) -> Candidates:
         """The cases of `category` that occurred in [since, until] but `case_id`, and the pairs
-        among them said distinct: two round trips (the ids, then their records with the
-        pairs), one when there is nobody else."""
-        ids = [i for i in self.store.recent_ids(category, since, until) if i != case_id]
+        among them said distinct: their records and the pairs in one round trip (none when
+        there is nobody else), after one for the ids unless `ids` has them (recent_ids)."""
+        if ids is None:
+            [ids] = self.store.recent_ids([(category, since, until)])
+        ids = [i for i in ids if i != case_id]
         if not ids:
             return Candidates([], frozenset())
         pairs = [pair_key(case_id, i) for i in ids]

@@ -375,17 +375,20 @@ class Store:
 
     def recent(self, category: str, since: float, until: float) -> list[dict]:
         """Cases of a category that occurred in [since, until]: candidates for duplicates."""
-        return self.cases(self.recent_ids(category, since, until))  # can be thousands: one trip
+        [ids] = self.recent_ids([(category, since, until)])
+        return self.cases(ids)  # a category's candidates can be thousands: one round trip
 
-    def recent_ids(self, category: str, since: float, until: float) -> list[str]:
-        """The ids of `recent`, in one round trip with the index's trim."""
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        """The ids of `recent` for each (category, since, until), all in one round trip with
+        the trim of each category's index."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.zrangebyscore(self.key("recent", category), since, until)
+        for category, since, until in windows:
+            pipe.zrangebyscore(self.key("recent", category), since, until)
         # keep the index bounded by count, not by time: events are not processed in the order
         # they happened (a retry after an outage), and an early one must still find its twin
-        pipe.zremrangebyrank(self.key("recent", category), 0, -RECENT_PER_CATEGORY - 1)
-        ids, _ = pipe.execute()
-        return texts(ids)
+        for category in dict.fromkeys(c for c, _, _ in windows):
+            pipe.zremrangebyrank(self.key("recent", category), 0, -RECENT_PER_CATEGORY - 1)
+        return [texts(ids) for ids in pipe.execute()[: len(windows)]]
 
     def work_order(self, wo_id: str) -> dict | None:
         raw = self.r.hgetall(self.key("wo", wo_id))

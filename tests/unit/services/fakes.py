@@ -327,6 +327,7 @@ class FakeDuplicateBook:
 
     def __init__(self, store: FakeStore | None = None):
         self.store = store
+        self.windows_read: list[int] = []  # how many windows each read of recent ids asked for
         self.suggestions: dict[str, Suggestion] = {}
         self.distinct_pairs: set[str] = set()
         self.counters: dict[str, int] = {}
@@ -356,9 +357,18 @@ class FakeDuplicateBook:
     def distinct(self, pairs: list[str]) -> set[str]:
         return {p for p in pairs if p in self.distinct_pairs}
 
-    def candidates(self, case_id: str, category: str, since: float, until: float) -> Candidates:
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
         assert self.store is not None, "a book that looks for candidates needs the store"
-        found = [c for c in self.store.recent(category, since, until) if c["id"] != case_id]
+        self.windows_read.append(len(windows))
+        return [[c["id"] for c in self.store.recent(*w)] for w in windows]
+
+    def candidates(
+        self, case_id: str, category: str, since: float, until: float, ids: list[str] | None = None
+    ) -> Candidates:
+        assert self.store is not None, "a book that looks for candidates needs the store"
+        if ids is None:
+            [ids] = self.recent_ids([(category, since, until)])
+        found = [dict(self.store.records[i]) for i in ids if i != case_id and i in self.store.records]
         return Candidates(found, frozenset(self.distinct([pair_key(case_id, c["id"]) for c in found])))
 
     def count(self, name: str) -> None:

@@ -191,6 +191,7 @@ def test_a_batch_reads_its_cases_together_and_arms_each_arrival_with_its_dispatc
     results = county.routing().route_batch([(cid, False) for cid in ids])
     assert [type(r) for r in results] == [Dispatched] * 3
     assert county.store.reads == [ids]  # one read for the batch, none per case
+    assert county.book.windows_read == [3]  # their candidates' ids too
     after = county.work.policy.arrival  # so long after each one's dispatch
     orders = [r.recorded[0] for r in results]
     assert county.store.arrivals == {wo["case_id"]: wo["dispatched_epoch"] + after for wo in orders}
@@ -206,6 +207,7 @@ def test_a_case_twice_in_a_batch_is_read_again_the_second_time_and_dispatched_on
     county.store.reads.clear()
     first, second, _ = county.routing().route_batch([(cid, False), (cid, False), (other, False)])
     assert county.store.reads == [[cid, other], [cid]]  # the second time: as the first left it
+    assert county.book.windows_read == [2]  # the second time: dispatched, no duplicate to look for
     assert len(first.recorded) == 1 and second.recorded == []
     assert [p.env.subject for p in county.bus.of_type("work_order.dispatched")] == [
         first.recorded[0]["id"],
@@ -237,6 +239,7 @@ def test_a_primary_later_in_the_batch_than_its_duplicate_is_read_again_after_the
     merged, dispatched = county.routing().route_batch([(twin, False), (primary, False)])
     assert merged == Merged(twin, primary) and isinstance(dispatched, Dispatched)
     assert county.store.reads == [[twin, primary], [primary]]
+    assert county.book.windows_read == [2, 1]  # the primary's candidates looked for again too
     [announced] = county.bus.of_type("case.dispatched")
     assert [x["case_id"] for x in announced.data["linked"]] == [twin]
 
