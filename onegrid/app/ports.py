@@ -17,7 +17,7 @@ from onegrid.contracts import Overlay
 from onegrid.domain import notify as nd
 from onegrid.domain import scoring as sc
 from onegrid.domain.casework import Closure
-from onegrid.domain.duplicates import Suggestion
+from onegrid.domain.duplicates import Candidates, Suggestion
 from onegrid.domain.intake import RawEvent
 from onegrid.domain.replies import Question
 from onegrid.domain.routing import Decision
@@ -62,21 +62,23 @@ class CaseStore(Protocol):
 
     def case(self, case_id: str) -> dict | None: ...
 
+    def cases(self, case_ids: list[str]) -> list[dict]:
+        """`case` for each id that exists, in order, read together (one round trip)."""
+        ...
+
     def timeline(self, case_id: str) -> list[dict]: ...
 
     def recent(self, category: str, since: float, until: float) -> list[dict]:
         """Cases of a category that occurred in [since, until]: duplicate candidates."""
         ...
 
-    def arm_arrival(self, case_id: str, due: float) -> None:
-        """The grid worker's on-site arrival deadline, once per case."""
-        ...
-
     def dispatch(
-        self, case: dict, decision: Decision, work_orders: list[dict], at: str
+        self, case: dict, decision: Decision, work_orders: list[dict], at: str, arrival: float | None = None
     ) -> tuple[list[str], str | None]:
         """Record the work orders not yet recorded and mark a registered case dispatched at
-        the decision's level: (the ids of those it recorded, the timeline's chain head after)."""
+        the decision's level: (the ids of those it recorded, the timeline's chain head after).
+        `arrival`: the grid worker's on-site arrival deadline, armed in the same write when
+        this is the case's first dispatch (once per case: a redelivery keeps the first)."""
         ...
 
     def work_order(self, wo_id: str) -> dict | None: ...
@@ -237,6 +239,19 @@ class DuplicateBook(Protocol):
     def mark_distinct(self, a: str, b: str) -> None: ...
 
     def distinct(self, pairs: list[str]) -> set[str]: ...
+
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        """For each (category, since, until): the ids of the cases of the category that
+        occurred in it, read together (one round trip)."""
+        ...
+
+    def candidates(
+        self, case_id: str, category: str, since: float, until: float, ids: list[str] | None = None
+    ) -> Candidates:
+        """The duplicate candidates of a case: the others of its category that occurred in
+        [since, until], their records read now, with the pairs among them said distinct.
+        `ids`: the window's ids as `recent_ids` read them a moment ago, else read here."""
+        ...
 
     def count(self, name: str) -> None: ...
 

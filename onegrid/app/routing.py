@@ -18,7 +18,7 @@ from onegrid.app.receipts import tell
 from onegrid.app.supervision import count_closure
 from onegrid.domain.calendar import WEEKENDS_ONLY, WorkCalendar, schedule
 from onegrid.domain.cases import new_work_order
-from onegrid.domain.duplicates import Match, Suggestion, best_match, pair_key
+from onegrid.domain.duplicates import Match, Suggestion, best_match
 from onegrid.domain.lifecycle import TERMINAL_CASE
 from onegrid.domain.onsite import reported_on_site, sampled, settled_on_site
 from onegrid.domain.receipts import of_case
@@ -70,17 +70,42 @@ class Routing:
     def source(self) -> str:
         return f"/{self.tenant.id}/routing"
 
-    def case_registered(self, case_id: str, again: bool = False) -> Dispatched | Merged | OnSite | None:
+    def route_batch(self, batch: list[tuple[str, bool]]) -> list[Dispatched | Merged | OnSite | None]:
+        """`case_registered` for each (case id, again) of a batch, in turn, the batch's cases
+        read together first (one round trip, not one each), then the ids of their duplicate
+        candidates (one more). A record read then is used once, and only while no earlier case
+        of the batch has written it: a case id that comes again, or a primary an earlier one
+        was merged into, is read afresh, as the batch left it. The candidates' own records are
+        read at each case's turn, so a duplicate sees its primary as the batch left it; a case
+        registered after the ids were read is no candidate, as one registered after a case's
+        look-up never was (best_match: while it is registered, its own routing finds this one)."""
+        read = {c["id"]: c for c in self.store.cases(list(dict.fromkeys(cid for cid, _ in batch)))}
+        windows = {cid: self._window(c) for cid, c in read.items() if self._may_duplicate(c)}
+        ids = dict(zip(windows, self.book.recent_ids(list(windows.values())), strict=True)) if windows else {}
+        results: list[Dispatched | Merged | OnSite | None] = []
+        for case_id, again in batch:
+            result = self.case_registered(case_id, again, read.pop(case_id, None), ids.pop(case_id, None))
+            if isinstance(result, Merged):  # the merge linked the duplicate on its primary
+                read.pop(result.primary_id, None)
+                ids.pop(result.primary_id, None)
+            results.append(result)
+        return results
+
+    def case_registered(
+        self, case_id: str, again: bool = False, case: dict | None = None, look_alikes: list[str] | None = None
+    ) -> Dispatched | Merged | OnSite | None:
         """Close a case the grid worker settled on site (or hold a sampled one for its check);
         merge a duplicate into its primary (and tell its department: an `event.merged`
-        receipt), else route and dispatch; None for a case closed, rejected or merged meanwhile."""
-        case = self.store.case(case_id)
+        receipt), else route and dispatch; None for a case closed, rejected or merged meanwhile.
+        `case`: its record as just read, and `look_alikes` the ids of its duplicate candidates
+        (route_batch); else they are read here."""
+        case = case if case is not None else self.store.case(case_id)
         if case is None:  # intake records before it announces: a missing case is a fault to retry
             raise LookupError(f"case {case_id} announced but not in the store")
         if case["status"] == "registered" and reported_on_site(case):  # never a duplicate: it is settled
             return self._settle_on_site(case)
-        if case["status"] == "registered" and not case.get("unmerged_from"):  # a person un-merged it: route it
-            match = self._duplicate(case)
+        if self._may_duplicate(case):
+            match = self._duplicate(case, look_alikes)
             verdict = match.verdict(self.work.policy.duplicates) if match else "distinct"
             if match is not None and verdict == "merge":
                 out = self.work.merge(case["id"], match.primary_id)
@@ -151,10 +176,10 @@ class Routing:
         ack, resolve = deadline_spans(tenant, case["category"], case["severity"])
         texts = (str(ack), str(resolve))
         orders = [new_work_order(case, d, decision, reason, at, spans, now, texts) for d in departments]
-        recorded, head = self.store.dispatch(case, decision, orders, at)
+        # its first dispatch: the grid worker has to be on site (armed in the dispatch's own write)
+        arrival = now + self.work.policy.arrival / self.scale if case["status"] == "registered" else None
+        recorded, head = self.store.dispatch(case, decision, orders, at, arrival)
         created = frozenset(recorded)
-        if case["status"] == "registered":  # its first dispatch: the grid worker has to be on site
-            self.store.arm_arrival(case["id"], now + self.work.policy.arrival / self.scale)
         for wo in orders:
             # a redelivery may follow a crash between the store and the publish: send again
             if wo["id"] in created or again:
@@ -198,15 +223,19 @@ class Routing:
             receipt = of_case(case, case["department"], self.clock.now_iso())
             tell(self.store, self.bus, self.tenant.id, "routing", receipt)
 
-    def _duplicate(self, case: dict) -> Match | None:
-        """The open case this one most likely duplicates, among those of its category near in
-        time, except pairs a person said are distinct."""
+    @staticmethod
+    def _may_duplicate(case: dict) -> bool:
+        """Looked at as a duplicate: registered, not settled on site, not un-merged by a person."""
+        return case["status"] == "registered" and not reported_on_site(case) and not case.get("unmerged_from")
+
+    def _window(self, case: dict) -> tuple[str, float, float]:
+        """(category, since, until): where its duplicate candidates are, near it in time."""
         th = self.work.policy.duplicates
         occurred = case.get("occurred", case["at"])
-        candidates = [
-            c
-            for c in self.store.recent(case["category"], occurred - th.window, occurred + th.window)
-            if c["id"] != case["id"]
-        ]
-        distinct = self.book.distinct([pair_key(case["id"], c["id"]) for c in candidates])
-        return best_match(case, candidates, th, distinct)
+        return case["category"], occurred - th.window, occurred + th.window
+
+    def _duplicate(self, case: dict, ids: list[str] | None = None) -> Match | None:
+        """The open case this one most likely duplicates, among those of its category near in
+        time (`ids`: theirs, read with the batch), except pairs a person said are distinct."""
+        found = self.book.candidates(case["id"], *self._window(case), ids=ids)
+        return best_match(case, found.cases, self.work.policy.duplicates, found.distinct)

@@ -74,6 +74,15 @@ class Match:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """What `best_match` weighs a case against: the cases of its category near in time (itself
+    left out), and the `pair_key`s among them a person said are distinct."""
+
+    cases: list[dict]
+    distinct: frozenset[str]
+
+
 def normalise(summary: str | None) -> str:
     return _NOISE.sub("", _TAG.sub("", summary or "")).lower()
 

@@ -42,12 +42,12 @@ class RoutingService(Observable):
 
     @batch_consume("routing.case-registered")
     def on_case_registered(self, messages: list[Inbound]):
-        """A batch of registered cases (onegrid.adapters.nameko.batch), routed in turn (a
-        duplicate in the same batch sees its primary dispatched), their work orders and
-        announcements sent together and confirmed once at the end, then counted."""
+        """A batch of registered cases (onegrid.adapters.nameko.batch), read together and
+        routed in turn (a duplicate in the same batch sees its primary dispatched), their work
+        orders and announcements sent together and confirmed once at the end, then counted."""
         bus = self.bus.deferred()
         routing = self._routing(bus)
-        results = [routing.case_registered(json.loads(m.body)["id"], _again(m)) for m in messages]
+        results = routing.route_batch([(json.loads(m.body)["id"], _again(m)) for m in messages])
         bus.flush()
         for result in results:
             self._count(result)

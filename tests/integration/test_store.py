@@ -5,9 +5,13 @@ import uuid
 import pytest
 import redis
 
+from onegrid.adapters.redis.duplicates import DuplicateBook
 from onegrid.adapters.redis.store import Store
 from onegrid.domain.cases import new_work_order
+from onegrid.domain.duplicates import Candidates, pair_key
 from onegrid.domain.routing import Decision
+from onegrid.domain.supervision import member
+from onegrid.domain.timeline import verify as verify_chain
 from onegrid.kernel import settings
 
 pytestmark = pytest.mark.integration
@@ -47,10 +51,24 @@ def _case(store, cid="c-0000000000000001"):
     }
 
 
-def _dispatch(store, case, depts, now=1000.0):
+def _dispatch(store, case, depts, now=1000.0, arrival=None):
     decision = Decision("grid", case["grid"], tuple(depts), (), 0, "rule")
     orders = [new_work_order(case, d, decision, "rule", "t", (600.0, 3600.0), now) for d in depts]
-    return store.dispatch(case, decision, orders, "t")[0]
+    return store.dispatch(case, decision, orders, "t", arrival)[0]
+
+
+@pytest.fixture
+def trips(monkeypatch):
+    """Round trips to Redis: each send of one command or one pipeline's commands."""
+    sent = [0]
+    send = redis.connection.Connection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent[0] += 1
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counted)
+    return sent
 
 
 def test_register_is_idempotent(store):
@@ -116,6 +134,53 @@ def test_dispatch_is_idempotent_and_marks_the_case(store):
     assert store.timers.due_at("acknowledge|w-0000000000000001-urban_management") == 1600.0
     assert store.timers.due_at("resolve|w-0000000000000001-urban_management") == 4600.0
     assert store.query(status="dispatched", level="grid")[0] == 1
+
+
+def test_a_first_dispatch_of_the_case_as_read_is_one_round_trip_and_arms_the_arrival_once(store, trips):
+    warm, case = _case(store, "c-0000000000000002"), _case(store)
+    for c in (warm, case):
+        store.register_case(c, c["id"])
+    _dispatch(store, store.case(warm["id"]), ["market_regulation"])  # the script is loaded now
+    read = store.case(case["id"])
+    trips[0] = 0
+    assert _dispatch(store, read, ["market_regulation"], arrival=1600.0) == ["w-0000000000000001-market_regulation"]
+    assert trips[0] == 1
+    arrival = member("arrival", case["id"])
+    assert store.case(case["id"])["arrival_due"] == 1600.0 and store.timers.due_at(arrival) == 1600.0
+    # a redelivery, from the record read before the dispatch: nothing recorded, the first deadline kept
+    assert _dispatch(store, read, ["market_regulation"], arrival=1900.0) == []
+    assert store.case(case["id"])["arrival_due"] == 1600.0 and store.timers.due_at(arrival) == 1600.0
+    assert store.case(warm["id"]).get("arrival_due") is None  # none asked for: none armed
+
+
+def test_a_dispatch_from_a_record_whose_timeline_moved_reads_again_and_keeps_the_chain(store):
+    case = _case(store)
+    store.register_case(case, "k")
+    read = store.case(case["id"])
+    _dispatch(store, store.case(case["id"]), ["urban_management"])  # another writer moves the head
+    assert _dispatch(store, read, ["market_regulation"]) == ["w-0000000000000001-market_regulation"]
+    lines = store.timeline(case["id"])
+    assert [x["action"] for x in lines] == ["register", "dispatch", "dispatch"]
+    assert verify_chain(store.tenant, case["id"], lines, store.case(case["id"])["chainhead"]).intact
+
+
+def test_candidates_are_read_with_the_distinct_pairs_in_two_round_trips_or_one_with_the_ids(store, trips):
+    book = DuplicateBook(store)
+    ids = [f"c-000000000000000{i}" for i in range(1, 4)]
+    for i, cid in enumerate(ids):
+        store.register_case({**_case(store, cid), "at": 1000.0 + i}, cid)
+    book.mark_distinct(ids[0], ids[2])
+    trips[0] = 0
+    found = book.candidates(ids[0], "illegal_business", 900.0, 1100.0)
+    assert [c["id"] for c in found.cases] == ids[1:] and found.distinct == {pair_key(ids[0], ids[2])}
+    assert trips[0] == 2
+    trips[0] = 0
+    assert book.candidates(ids[0], "illegal_business", 999.0, 1000.5) == Candidates([], frozenset())
+    assert trips[0] == 1  # nobody else: no records to read
+    trips[0] = 0  # a batch's ids read together, then each case's candidates in one trip
+    windows = [("illegal_business", 900.0, 1100.0), ("illegal_business", 1001.5, 1100.0), ("other", 0.0, 1.0)]
+    assert book.recent_ids(windows) == [ids, ids[2:], []] and trips[0] == 1
+    assert book.candidates(ids[0], "illegal_business", 900.0, 1100.0, ids=ids) == found and trips[0] == 2
 
 
 def test_quarantine_keeps_bytes_once_and_release_forgets(store):

@@ -310,7 +310,7 @@ def _case_with_history() -> tuple[County, FakeHistory, str]:
     for i, kind in enumerate(("case.dispatched", "work_order.accepted", "case.resolved")):
         entry, head = tl.link(head, {"at": f"t{i}", "actor": "x", "action": kind, "to_state": "s"})
         county.store.timelines[case_id].append(entry)
-        county.store.cases[case_id]["chainhead"] = str(head)
+        county.store.records[case_id]["chainhead"] = str(head)
         subject = f"w-{case_id[2:]}-water" if kind.startswith("work_order.") else case_id
         _lifecycle(kept, case_id, subject, kind, head, routing_key="water" if i == 1 else None)
         _lifecycle(kept, other, other, kind, tl.Head(i + 2, "0" * 64))  # not this case's: never checked
@@ -327,7 +327,7 @@ def _rewrite_all(county: County, case_id: str) -> None:
             line["actor"] = "someone else"
         entry, head = tl.link(head, line)
         entries.append(entry)
-    county.store.timelines[case_id], county.store.cases[case_id]["chainhead"] = entries, str(head)
+    county.store.timelines[case_id], county.store.records[case_id]["chainhead"] = entries, str(head)
 
 
 def test_verify_reads_the_heads_the_bus_carried_for_the_case():

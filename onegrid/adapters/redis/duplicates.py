@@ -13,7 +13,7 @@ import json
 
 from onegrid.adapters.redis.replies import text_map, texts
 from onegrid.adapters.redis.store import Store
-from onegrid.domain.duplicates import Suggestion, pair_key
+from onegrid.domain.duplicates import Candidates, Suggestion, pair_key
 
 _SUGGEST = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
@@ -74,6 +74,28 @@ class DuplicateBook:
             return set()
         flags = self.r.smismember(self.store.key("dup", "distinct"), pairs)
         return {p for p, f in zip(pairs, flags, strict=True) if f}
+
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        return self.store.recent_ids(windows)
+
+    def candidates(
+        self, case_id: str, category: str, since: float, until: float, ids: list[str] | None = None
+    ) -> Candidates:
+        """The cases of `category` that occurred in [since, until] but `case_id`, and the pairs
+        among them said distinct: their records and the pairs in one round trip (none when
+        there is nobody else), after one for the ids unless `ids` has them (recent_ids)."""
+        if ids is None:
+            [ids] = self.store.recent_ids([(category, since, until)])
+        ids = [i for i in ids if i != case_id]
+        if not ids:
+            return Candidates([], frozenset())
+        pairs = [pair_key(case_id, i) for i in ids]
+        pipe = self.r.pipeline(transaction=False)
+        self.store.read_cases(pipe, ids)
+        pipe.smismember(self.store.key("dup", "distinct"), pairs)
+        *replies, flags = pipe.execute()
+        found = self.store.found_cases(ids, replies)
+        return Candidates(found, frozenset(p for p, f in zip(pairs, flags, strict=True) if f))
 
     def count(self, name: str) -> None:
         self.r.hincrby(self.store.key("stats"), f"duplicates:{name}", 1)

@@ -44,7 +44,8 @@ return {1}
 # KEYS: case, timeline, wos set, stats, timers, status index prefix, level index prefix;
 # ARGV: level, unit, at, n, chain head read, chain head after, then per work order: wo key,
 # dept queue key, dept index key, wo id, score, timeline json, level, dept, ack timer, ack due,
-# resolve timer, resolve due, n fields, fields...
+# resolve timer, resolve due, n fields, fields..., and last the arrival timer and its due ('' for
+# none), armed with the first dispatch (a registered case), NX: a redelivery keeps the first.
 # The lines were chained on the head read: if the timeline moved since (another writer), or a
 # work order appeared, nothing is written and {0} asks the caller to read again.
 _DISPATCH = """
@@ -86,6 +87,10 @@ if status == 'registered' or status == 'reopened' then  -- reopened: an on-site 
   redis.call('ZADD', KEYS[6] .. 'dispatched', case_at, id)
   redis.call('ZADD', KEYS[7] .. ARGV[1], case_at, id)
   redis.call('HINCRBY', KEYS[4], 'cases_dispatched', 1)
+  if status == 'registered' and ARGV[i+1] ~= '' then
+    redis.call('HSETNX', KEYS[1], 'arrival_due', ARGV[i+1])
+    redis.call('ZADD', KEYS[5], 'NX', ARGV[i+1], ARGV[i])
+  end
 end
 return created
 """
@@ -326,10 +331,18 @@ class Store:
         """`case` for each id, in one round trip (those that exist, in order); an archived one
         is read from its archive, as `case` does."""
         pipe = self.r.pipeline(transaction=False)
+        self.read_cases(pipe, case_ids)
+        return self.found_cases(case_ids, pipe.execute())
+
+    def read_cases(self, pipe, case_ids: list[str]) -> None:
+        """Queue the reads of `cases` on `pipe`, for a caller with more to ask in the same trip."""
         for case_id in case_ids:
             pipe.hgetall(self.key("case", case_id))
+
+    def found_cases(self, case_ids: list[str], replies: list) -> list[dict]:
+        """The cases `read_cases` read (their replies, in order), as `cases` answers them."""
         out = []
-        for case_id, raw in zip(case_ids, pipe.execute(), strict=True):
+        for case_id, raw in zip(case_ids, replies, strict=True):
             found = _decode(raw) if raw else self.case(case_id)
             if found:
                 out.append(found)
@@ -344,19 +357,33 @@ class Store:
 
     # -- work orders ---------------------------------------------------------------------
     def dispatch(
-        self, case: dict, decision, work_orders: list[dict], at: str, actor: str = "routing"
+        self,
+        case: dict,
+        decision,
+        work_orders: list[dict],
+        at: str,
+        arrival: float | None = None,
+        actor: str = "routing",
     ) -> tuple[list[str], str | None]:
         """Record the work orders (those not yet recorded) with their deadline timers, and
         mark a registered case dispatched at the decision's level: (the ids recorded, the
-        timeline's chain head after). Each new work order's line is chained on the head read
-        here; the script writes only if the head is still that one, else this reads again."""
+        timeline's chain head after). `arrival`: the grid worker's arrival deadline, armed on
+        the case and as a timer when this is its first dispatch (a redelivery keeps the first).
+        Each new work order's line is chained on the head read; the script writes only if the
+        head is still that one and none of the work orders exists, else this reads again. The
+        first try takes the head from `case` as the caller read it, without reading it again:
+        one round trip in all when nothing wrote the case since (routing's first dispatch of a
+        registered case); a redelivery or another writer costs a read and a second try."""
         case_key = self.key("case", case["id"])
-        for _ in range(DISPATCH_TRIES):
-            pipe = self.r.pipeline(transaction=False)
-            pipe.hget(case_key, "chainhead")
-            for wo in work_orders:
-                pipe.exists(self.key("wo", wo["id"]))
-            read, *exists = pipe.execute()
+        for attempt in range(DISPATCH_TRIES):
+            if attempt == 0 and case.get("chainhead") is not None:
+                read, exists = case["chainhead"], [0] * len(work_orders)  # the script checks both
+            else:
+                pipe = self.r.pipeline(transaction=False)
+                pipe.hget(case_key, "chainhead")
+                for wo in work_orders:
+                    pipe.exists(self.key("wo", wo["id"]))
+                read, *exists = pipe.execute()
             recorded = text(read) if read else ""
             head = recorded_head(self.tenant, case["id"], recorded or None)
             args: list = [decision.level, decision.unit, at, 0, recorded, ""]
@@ -383,6 +410,7 @@ class Store:
                     *fields,
                 ]
             args[5] = str(head)
+            args += [member("arrival", case["id"]), "" if arrival is None else arrival]
             done, *created = self._replicated(
                 self._dispatch,
                 [
@@ -400,21 +428,22 @@ class Store:
                 return [c.decode() for c in created], (str(head) if args[3] else recorded or None)
         raise redis.WatchError(f"case {case['id']}: its timeline kept moving; dispatch gave up after {DISPATCH_TRIES}")
 
-    def arm_arrival(self, case_id: str, due: float) -> None:
-        """The grid worker's arrival deadline, armed once at the first dispatch (a redelivered
-        dispatch keeps the first): on the case record and as a timer."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hsetnx(self.key("case", case_id), "arrival_due", due)
-        pipe.zadd(self.timers.due_key, {member("arrival", case_id): due}, nx=True)
-        pipe.execute()
-
     def recent(self, category: str, since: float, until: float) -> list[dict]:
         """Cases of a category that occurred in [since, until]: candidates for duplicates."""
-        ids = texts(self.r.zrangebyscore(self.key("recent", category), since, until))
+        [ids] = self.recent_ids([(category, since, until)])
+        return self.cases(ids)  # a category's candidates can be thousands: one round trip
+
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        """The ids of `recent` for each (category, since, until), all in one round trip with
+        the trim of each category's index."""
+        pipe = self.r.pipeline(transaction=False)
+        for category, since, until in windows:
+            pipe.zrangebyscore(self.key("recent", category), since, until)
         # keep the index bounded by count, not by time: events are not processed in the order
         # they happened (a retry after an outage), and an early one must still find its twin
-        self.r.zremrangebyrank(self.key("recent", category), 0, -RECENT_PER_CATEGORY - 1)
-        return self.cases(ids)  # a category's candidates can be thousands: one round trip
+        for category in dict.fromkeys(c for c, _, _ in windows):
+            pipe.zremrangebyrank(self.key("recent", category), 0, -RECENT_PER_CATEGORY - 1)
+        return [texts(ids) for ids in pipe.execute()[: len(windows)]]
 
     def work_order(self, wo_id: str) -> dict | None:
         raw = self.r.hgetall(self.key("wo", wo_id))

@@ -14,7 +14,7 @@ from onegrid.app.routing import Routing
 from onegrid.contracts import Registry
 from onegrid.domain import lifecycle as lc
 from onegrid.domain.cases import dispatch_step, first_entry
-from onegrid.domain.duplicates import Suggestion, pair_key
+from onegrid.domain.duplicates import Candidates, Suggestion, pair_key
 from onegrid.domain.intake import RawEvent
 from onegrid.domain.routing import Decision
 from onegrid.domain.supervision import Policy
@@ -47,7 +47,7 @@ class FakeStore:
     def __init__(self, tenant: str):
         self.tenant = tenant
         self.events: dict[str, tuple[str, str]] = {}  # dedup key -> (case id, digest)
-        self.cases: dict[str, dict] = {}
+        self.records: dict[str, dict] = {}  # case id -> the case as stored
         self.timelines: dict[str, list[dict]] = {}
         self.wos: dict[str, dict] = {}
         self.queues: dict[str, dict[str, float]] = {}  # department -> work order id -> score
@@ -56,15 +56,16 @@ class FakeStore:
         self.receipts: dict[tuple[str, str], dict] = {}
         self.arrivals: dict[str, float] = {}  # case id -> the arrival deadline armed
         self.register_calls: list[int] = []  # how many cases each register_cases call held
+        self.reads: list[list[str]] = []  # the case ids of each read of `case` or `cases`, in order
 
     # -- cases
     def register_case(self, case: dict, dedup_key: str) -> tuple[bool, str, str, str]:
         if dedup_key in self.events:
             cid, digest = self.events[dedup_key]
-            return False, cid, digest, self.cases[cid]["status"]
+            return False, cid, digest, self.records[cid]["status"]
         self.events[dedup_key] = (case["id"], case["digest"])
         first, head = first_entry(self.tenant, case)
-        self.cases[case["id"]] = json.loads(json.dumps({**case, "chainhead": str(head)}))  # stored, not shared
+        self.records[case["id"]] = json.loads(json.dumps({**case, "chainhead": str(head)}))  # stored, not shared
         self.timelines[case["id"]] = [first]
         return True, case["id"], case["digest"], "registered"
 
@@ -73,24 +74,25 @@ class FakeStore:
         return [self.register_case(case, dedup_key) for case, dedup_key in cases]
 
     def case(self, case_id: str) -> dict | None:
-        return dict(self.cases[case_id]) if case_id in self.cases else None
+        self.reads.append([case_id])
+        return dict(self.records[case_id]) if case_id in self.records else None
+
+    def cases(self, case_ids: list[str]) -> list[dict]:
+        self.reads.append(list(case_ids))
+        return [dict(self.records[i]) for i in case_ids if i in self.records]
 
     def timeline(self, case_id: str) -> list[dict]:
         return list(self.timelines.get(case_id, []))
 
     def recent(self, category: str, since: float, until: float) -> list[dict]:
-        return [dict(c) for c in self.cases.values() if c["category"] == category and since <= c["occurred"] <= until]
-
-    def arm_arrival(self, case_id: str, due: float) -> None:
-        self.cases[case_id].setdefault("arrival_due", due)
-        self.arrivals[case_id] = self.arrivals.get(case_id, due)
+        return [dict(c) for c in self.records.values() if c["category"] == category and since <= c["occurred"] <= until]
 
     # -- work orders
     def dispatch(
-        self, case: dict, decision: Decision, work_orders: list[dict], at: str
+        self, case: dict, decision: Decision, work_orders: list[dict], at: str, arrival: float | None = None
     ) -> tuple[list[str], str | None]:
         created = []
-        stored = self.cases[case["id"]]
+        stored = self.records[case["id"]]
         head = recorded(self.tenant, case["id"], stored.get("chainhead"))
         for wo in work_orders:
             if wo["id"] in self.wos:
@@ -103,6 +105,9 @@ class FakeStore:
         stored["chainhead"] = str(head)
         if stored["status"] == "registered":
             stored.update(status="dispatched", level=decision.level, unit=decision.unit, dispatched_at=at)
+            if arrival is not None:  # the first dispatch arms it, once
+                stored.setdefault("arrival_due", arrival)
+                self.arrivals.setdefault(case["id"], arrival)
         return created, str(head)
 
     def work_order(self, wo_id: str) -> dict | None:
@@ -267,7 +272,7 @@ class FakeCasework:
         wo["status"] = lc.work_order_next(wo, action, department)
         if wo["status"] in ("returned", "resolved"):
             self.store.queues[wo["department"]].pop(wo_id, None)
-        case = self.store.cases[wo["case_id"]]
+        case = self.store.records[wo["case_id"]]
         out = Changes(case)
         self._event(out, f"work_order.{wo['status']}", {"work_order": dict(wo)})
         parts = [w for w in self.store.wos.values() if w["case_id"] == case["id"]]
@@ -280,7 +285,7 @@ class FakeCasework:
         self.calls.append(
             ("merge", case_id, primary_id) if actor == "routing" else ("merge", case_id, primary_id, actor)
         )
-        case, primary = self.store.cases[case_id], self.store.cases[primary_id]
+        case, primary = self.store.records[case_id], self.store.records[primary_id]
         case["status"] = lc.case_next(case, "merge")
         case["merged_into"] = primary_id
         primary.setdefault("linked", []).append({"case_id": case_id, "event_id": case["event_id"]})
@@ -290,8 +295,8 @@ class FakeCasework:
 
     def unmerge(self, case_id: str, actor: str, note: str = "") -> Changes:
         self.calls.append(("unmerge", case_id, actor))
-        case = self.store.cases[case_id]
-        primary = self.store.cases[case["merged_into"]]
+        case = self.store.records[case_id]
+        primary = self.store.records[case["merged_into"]]
         case["status"] = lc.case_next(case, "unmerge")
         case["unmerged_from"], case["merged_into"] = case["merged_into"], ""
         primary["linked"] = [x for x in primary.get("linked", []) if x["case_id"] != case_id]
@@ -301,7 +306,7 @@ class FakeCasework:
 
     def settle_on_site(self, case_id: str, sampled: bool, actor: str = "routing") -> Changes:
         self.calls.append(("settle_on_site", case_id, sampled))
-        case = self.store.cases[case_id]
+        case = self.store.records[case_id]
         case["status"] = lc.case_next(case, "resolve_on_site" if sampled else "close_on_site")
         case.update(resolution="on_site", level="grid", unit=case["grid"])
         out = Changes(dict(case))
@@ -322,9 +327,12 @@ class FakeCasework:
 
 
 class FakeDuplicateBook:
-    """Suggestions and distinct pairs in memory, first decision standing."""
+    """Suggestions and distinct pairs in memory, first decision standing; the candidates are
+    `store`'s recent cases."""
 
-    def __init__(self):
+    def __init__(self, store: FakeStore | None = None):
+        self.store = store
+        self.windows_read: list[int] = []  # how many windows each read of recent ids asked for
         self.suggestions: dict[str, Suggestion] = {}
         self.distinct_pairs: set[str] = set()
         self.counters: dict[str, int] = {}
@@ -353,6 +361,20 @@ class FakeDuplicateBook:
 
     def distinct(self, pairs: list[str]) -> set[str]:
         return {p for p in pairs if p in self.distinct_pairs}
+
+    def recent_ids(self, windows: list[tuple[str, float, float]]) -> list[list[str]]:
+        assert self.store is not None, "a book that looks for candidates needs the store"
+        self.windows_read.append(len(windows))
+        return [[c["id"] for c in self.store.recent(*w)] for w in windows]
+
+    def candidates(
+        self, case_id: str, category: str, since: float, until: float, ids: list[str] | None = None
+    ) -> Candidates:
+        assert self.store is not None, "a book that looks for candidates needs the store"
+        if ids is None:
+            [ids] = self.recent_ids([(category, since, until)])
+        found = [dict(self.store.records[i]) for i in ids if i != case_id and i in self.store.records]
+        return Candidates(found, frozenset(self.distinct([pair_key(case_id, c["id"]) for c in found])))
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -391,7 +413,7 @@ class County:
         self.tenant, self.registry = tenant, registry
         self.clock, self.store, self.bus, self.outbox = FakeClock(), FakeStore(tenant.id), FakeBus(), FakeOutbox()
         self.work = FakeCasework(self.store)
-        self.book = FakeDuplicateBook()
+        self.book = FakeDuplicateBook(self.store)
         self.usage = FakeUsage()
 
     def intake(self) -> Intake:

@@ -67,7 +67,7 @@ def test_a_spoofed_event_is_quarantined_with_its_reason_and_nothing_else(county)
     [entry] = county.store.quarantined
     assert (entry["body"], entry["headers"], entry["reason"]) == (raw.body, raw.headers, "spoofed")
     assert entry["routing_key"] == raw.routing_key and entry["transport"] == "amqp"
-    assert not county.store.cases
+    assert not county.store.records
     # the bus's history keeps the bytes with the reason (history.intake is bound to intake.quarantined)
     kept, told = county.bus.published
     assert (kept.exchange, kept.routing_key, kept.env.id) == (topology.EVENTS, topology.QUARANTINED, "q-1.quarantined")
@@ -102,7 +102,7 @@ def test_an_expired_event_is_quarantined_unjudged_with_its_bytes_and_department(
     assert (out.outcome, out.reason, out.department) == ("quarantined", "expired", "governance")
     [entry] = county.store.quarantined
     assert (entry["body"], entry["headers"], entry["reason"]) == (raw.body, raw.headers, "expired")
-    assert not county.store.cases
+    assert not county.store.records
     [kept] = county.bus.published  # only the history's record, no case announced
     assert (kept.routing_key, kept.data["reason"]) == (topology.QUARANTINED, "expired")
     assert county.intake().expired(raw, "no_such_department").department == "unknown"  # a bounded label
@@ -127,7 +127,7 @@ def test_a_redelivered_event_is_the_same_case_announced_again_while_registered(c
     first = county.intake().ingest(raw, "governance")
     again = county.intake().ingest(raw, "governance")
     assert (again.outcome, again.case_id, again.category) == ("duplicate", first.case_id, None)
-    assert len(county.store.cases) == 1
+    assert len(county.store.records) == 1
     # the first delivery may have died before announcing: the same announcement, same ce-id
     announced = [p.env.id for p in county.bus.published if p.exchange == topology.EVENTS]
     assert announced == [f"{first.case_id}.registered"] * 2

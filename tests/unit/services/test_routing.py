@@ -167,7 +167,7 @@ def test_more_departments_at_the_case_level_when_asked(county):
 def test_a_closed_case_takes_no_more_work_orders(county):
     cid = _registered(county, "r-10", grid=GRIDS[7])
     county.routing().case_registered(cid)
-    county.store.cases[cid]["status"] = "closed"
+    county.store.records[cid]["status"] = "closed"
     assert county.routing().dispatch_requested(cid, ["public_security"], "whistle") is None
     assert county.routing().work_order_returned(cid) is None
     assert county.routing().case_registered(cid) is None
@@ -179,6 +179,75 @@ def test_an_unknown_case_is_a_fault_to_retry(county):
     with pytest.raises(LookupError, match="unknown case"):
         county.routing().work_order_returned("c-0000000000000000")
     assert county.routing().dispatch_requested("c-0000000000000000", ["water"], "whistle") is None
+
+
+# -- a batch: its cases read together, each routed as the earlier ones left things -------
+
+
+def test_a_batch_reads_its_cases_together_and_arms_each_arrival_with_its_dispatch(county):
+    days = [f"2024-05-0{i + 1}T08:00:00+08:00" for i in range(3)]  # a day apart: no duplicates
+    ids = [_registered(county, f"r-2{i}", grid=GRIDS[i], occurred_at=day) for i, day in enumerate(days)]
+    county.store.reads.clear()
+    results = county.routing().route_batch([(cid, False) for cid in ids])
+    assert [type(r) for r in results] == [Dispatched] * 3
+    assert county.store.reads == [ids]  # one read for the batch, none per case
+    assert county.book.windows_read == [3]  # their candidates' ids too
+    after = county.work.policy.arrival  # so long after each one's dispatch
+    orders = [r.recorded[0] for r in results]
+    assert county.store.arrivals == {wo["case_id"]: wo["dispatched_epoch"] + after for wo in orders}
+    due = county.store.arrivals[ids[0]]
+    county.clock.t += 60  # a redelivery later keeps the deadline the first dispatch armed
+    county.routing().route_batch([(ids[0], True)])
+    assert county.store.arrivals[ids[0]] == due and county.store.case(ids[0])["arrival_due"] == due
+
+
+def test_a_case_twice_in_a_batch_is_read_again_the_second_time_and_dispatched_once(county):
+    cid = _registered(county, "r-30", grid=GRIDS[0])
+    other = _registered(county, "r-31", grid=GRIDS[1], occurred_at="2024-05-02T08:00:00+08:00")
+    county.store.reads.clear()
+    first, second, _ = county.routing().route_batch([(cid, False), (cid, False), (other, False)])
+    assert county.store.reads == [[cid, other], [cid]]  # the second time: as the first left it
+    assert county.book.windows_read == [2]  # the second time: dispatched, no duplicate to look for
+    assert len(first.recorded) == 1 and second.recorded == []
+    assert [p.env.subject for p in county.bus.of_type("work_order.dispatched")] == [
+        first.recorded[0]["id"],
+        county.store.work_orders_of(other)[0]["id"],
+    ]
+
+
+def test_a_duplicate_later_in_the_batch_is_merged_into_its_primary_dispatched_earlier_in_it(county):
+    primary = _registered(county, "r-32", category="public_order", grid=GRIDS[3], **TWIN)
+    twin = _registered(
+        county, "r-33", category="public_order", grid=GRIDS[3], occurred_at="2024-05-01T08:10:00+08:00", seed=7, **TWIN
+    )
+    county.store.reads.clear()
+    dispatched, merged = county.routing().route_batch([(primary, False), (twin, False)])
+    assert isinstance(dispatched, Dispatched) and merged == Merged(twin, primary)
+    assert county.store.reads == [[primary, twin]]
+    assert county.store.case(twin)["status"] == "merged" and not county.store.work_orders_of(twin)
+
+
+def test_a_primary_later_in_the_batch_than_its_duplicate_is_read_again_after_the_merge(county):
+    """The duplicate comes first (a retry, say) and merges into its still registered primary:
+    the primary's record read with the batch no longer holds, so it is read again, and its
+    dispatch announces it with the duplicate linked."""
+    primary = _registered(county, "r-34", category="public_order", grid=GRIDS[4], **TWIN)
+    twin = _registered(
+        county, "r-35", category="public_order", grid=GRIDS[4], occurred_at="2024-05-01T08:10:00+08:00", seed=7, **TWIN
+    )
+    county.store.reads.clear()
+    merged, dispatched = county.routing().route_batch([(twin, False), (primary, False)])
+    assert merged == Merged(twin, primary) and isinstance(dispatched, Dispatched)
+    assert county.store.reads == [[twin, primary], [primary]]
+    assert county.book.windows_read == [2, 1]  # the primary's candidates looked for again too
+    [announced] = county.bus.of_type("case.dispatched")
+    assert [x["case_id"] for x in announced.data["linked"]] == [twin]
+
+
+def test_a_case_missing_from_the_batch_read_is_still_a_fault_to_retry(county):
+    cid = _registered(county, "r-36", grid=GRIDS[5])
+    with pytest.raises(LookupError, match="announced but not in the store"):
+        county.routing().route_batch([(cid, False), ("c-0000000000000000", False)])
 
 
 # -- the entrypoints: intake's AMQP message to a department's queue ---------------------
