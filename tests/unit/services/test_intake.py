@@ -154,7 +154,7 @@ def test_the_same_event_twice_in_a_batch_is_one_case_and_a_duplicate(county):
     raw = grid_report(county, "evt-b1")
     first, again = county.intake().ingest_many([(raw, "governance"), (raw, "governance")])
     assert (first.outcome, again.outcome, again.case_id) == ("registered", "duplicate", first.case_id)
-    assert len(county.store.cases) == 1 and county.store.register_calls == [2]
+    assert len(county.store.records) == 1 and county.store.register_calls == [2]
     # as two deliveries one after the other: announced again while registered, told twice
     announced = [p.env.id for p in county.bus.published if p.exchange == topology.EVENTS]
     assert announced == [f"{first.case_id}.registered"] * 2
@@ -169,7 +169,7 @@ def test_an_id_reused_with_other_content_in_the_same_batch_is_quarantined(county
         ]
     )
     assert first.outcome == "registered" and (reused.outcome, reused.reason) == ("quarantined", "id_reused")
-    assert first.case_id in reused.detail and len(county.store.cases) == 1
+    assert first.case_id in reused.detail and len(county.store.records) == 1
     assert county.store.case(first.case_id)["summary"] != "something else entirely"  # the case untouched
     [entry] = county.store.quarantined
     assert entry["reason"] == "id_reused"
@@ -218,7 +218,7 @@ def test_a_batch_of_one_is_ingest(monkeypatch):
     alone, batched = _fresh(), _fresh()
     for event in (raw, raw, bad):
         assert alone.intake().ingest(event, "governance") == batched.intake().ingest_many([(event, "governance")])[0]
-    assert alone.store.cases == batched.store.cases and alone.store.timelines == batched.store.timelines
+    assert alone.store.records == batched.store.records and alone.store.timelines == batched.store.timelines
     assert alone.store.quarantined == batched.store.quarantined and alone.store.receipts == batched.store.receipts
     assert _sent(alone) == _sent(batched)
     assert alone.usage.counts == batched.usage.counts
@@ -298,7 +298,7 @@ def test_the_entrypoint_registers_a_batch_with_one_store_call(county):
     bad = grid_report(county, "evt-e-bad", severity="catastrophic")
     batch = [Inbound(r.body, r.headers, r.content_type, r.routing_key, False, user) for r in [*reports, bad]]
     _service(county).on_department_event(batch)
-    assert county.store.register_calls == [3] and len(county.store.cases) == 3
+    assert county.store.register_calls == [3] and len(county.store.records) == 3
     assert [q["reason"] for q in county.store.quarantined] == ["schema_violation"]
     assert len(county.bus.of_type("case.registered")) == 3
 
