@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.pattern import StandIns, capture, fan_out
 from bench.plot import draw, save
 from bench.raw import ceiling, consume_until
 from bench.stats import Run
@@ -243,12 +244,33 @@ def main() -> int:
         runs.append(end_to_end(sim, tenant, events, publishers, 0, "end to end, saturated"))
         for rate in rates:
             runs.append(end_to_end(sim, tenant, int(rate * 10), 1, rate, f"end to end, {rate:.0f}/s offered"))
-        runs.append(drain_backlog(sim, tenant, services, events))
+        drained, writes = fan_out(tenant.id, lambda: drain_backlog(sim, tenant, services, events), events)
+        runs.append(drained)
+        pattern = {"onegrid_queue_writes_per_event": writes}
+        if os.environ.get("BENCH_PATTERN", "1") == "1":  # the bus's share, in the same run
+            runs.append(bus_alone(bench, events, pattern))
         if os.environ.get("BENCH_UNBATCHED", "1") == "1":  # what the batches buy, in the same run
             runs += unbatched(sim, tenant, services, events, rates[0])
     sizes = [int(x) for x in os.environ.get("BENCH_TIMER_SIZES", "10000,100000,1000000").split(",")]
-    report(raw, runs, size, publishers, timer_ticks(sizes))
+    report(raw, runs, size, publishers, timer_ticks(sizes), pattern)
     return 0
+
+
+def bus_alone(bench: Pipeline, events: int, pattern: dict) -> Run:
+    """The same drain through stand-ins that do only the bus's part of intake and routing
+    (bench/pattern.py), with the real services' messages captured from this run."""
+    stand_ins = StandIns(bench.uri, capture(bench.uri, bench.tenant))
+    try:
+        run, writes = fan_out(
+            bench.tenant.id,
+            lambda: drain_backlogs([(bench.sim, bench.tenant)], bench.services.stop, stand_ins.start, events)[0][0],
+            events,
+        )
+    finally:
+        stand_ins.stop()
+    run.name = f"the bus's work alone (stand-ins), draining a backlog of {events}"
+    pattern["stand_in_queue_writes_per_event"] = writes
+    return run
 
 
 def unbatched(sim: Simulator, tenant, services: ServiceSet, events: int, rate: float) -> list[Run]:
@@ -264,7 +286,7 @@ def unbatched(sim: Simulator, tenant, services: ServiceSet, events: int, rate: f
     return [drained, offered]
 
 
-def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[dict]) -> None:
+def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[dict], pattern: dict) -> None:
     cols = ["run", "messages", "publish/s", "end-to-end/s", "p50 ms", "p95 ms", "p99 ms", "vs raw"]
     rows = [
         [
@@ -315,6 +337,7 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
         "  with confirms; routing evaluates the routing table, records the work orders and puts each",
         "  on its department's queue with confirms. Two hops through the broker, two through Redis.",
         "- **vs raw**: end-to-end events/s divided by the raw ceiling's messages/s.",
+        *bus_share(runs, pattern),
         "- **BATCH_SIZE=1**: the same drain and the first offered rate with the hot path's batches",
         "  off (the services restarted with `BATCH_SIZE=1`; BENCH_UNBATCHED=0 skips them).",
         "",
@@ -345,11 +368,36 @@ def report(raw: Run, runs: list[Run], size: int, publishers: int, ticks: list[di
             "raw": run_json(raw),
             "runs": [run_json(r) for r in runs],
             "timer_ticks": ticks,
+            "pattern": pattern,
         },
     )
     draw(["run"])
     write_figures(ROOT / "docs" / "benchmarks.md", "\n".join(lines[2:]))
     console.print("written to docs/benchmarks.md and docs/bench/run.json")
+
+
+def bus_share(runs: list[Run], pattern: dict) -> list[str]:
+    """What the report says of the stand-ins' run: the queue writes per event of both drains,
+    and OneGrid's drained rate as a share of the bus's alone."""
+    drained = next((r for r in runs if r.name.startswith("end to end, draining")), None)
+    alone = next((r for r in runs if r.name.startswith("the bus's work alone")), None)
+    lines = [
+        "- **queue writes per event**: messages the tenant's queues and streams took per event while",
+        f"  OneGrid drained its backlog: {pattern['onegrid_queue_writes_per_event']:.2f}"
+        + (
+            f" (the stand-ins: {pattern['stand_in_queue_writes_per_event']:.2f})."
+            if "stand_in_queue_writes_per_event" in pattern
+            else "."
+        ),
+    ]
+    if drained and alone and alone.per_second:
+        lines += [
+            "- **the bus's work alone**: two stand-ins (bench/pattern.py) consume, publish and ack",
+            "  exactly what intake and routing do (the same batches, messages captured from this run,",
+            "  OneGrid's `Bus.publish_many`), and nothing else: no Redis, no contract, no routing.",
+            f"  OneGrid drains at {drained.per_second / alone.per_second:.2f} of that rate.",
+        ]
+    return lines
 
 
 def run_json(run: Run) -> dict:
