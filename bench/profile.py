@@ -5,7 +5,8 @@ Each sample is charged to one activity, by the innermost frame that tells (a Red
 publish and its confirm, marshmallow, JSON, ...), looking through eventlet's own frames (a
 green socket waiting inside a Redis call is Redis time); a sample in no known library but in
 OneGrid's own code counts as "OneGrid's own code", and one in eventlet's hub with nothing
-above it as waiting. Env: PROFILE_EVENTS (20000), PROFILE_SECONDS (20).
+above it as waiting. Env: PROFILE_EVENTS (20000), PROFILE_SECONDS (20), PROFILE_KEEP (a directory
+to keep py-spy's collapsed stacks in, `<service>.txt`: input for a flame graph or a closer look).
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def profile(pids: dict[str, int], seconds: int, tmp: Path) -> dict[str, Counter]
     }
     for p in procs.values():
         p.wait(seconds + 30)
+    if keep := os.environ.get("PROFILE_KEEP"):
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for name in pids:
+            if (tmp / f"{name}.txt").exists():
+                shutil.copy(tmp / f"{name}.txt", Path(keep) / f"{name}.txt")
     return {name: summarise((tmp / f"{name}.txt").read_text()) for name in pids if (tmp / f"{name}.txt").exists()}
 
 

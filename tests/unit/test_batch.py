@@ -2,9 +2,11 @@
 gathering a batch, when one `multiple` ack may settle it, what a failed batch does, and the
 counting of publisher confirms. The broker side is tests/integration/test_batch.py."""
 
+from types import SimpleNamespace
+
 import pytest
 
-from onegrid.adapters.amqp.bus import Confirms
+from onegrid.adapters.amqp.bus import Confirms, corked
 from onegrid.adapters.nameko.batch import BatchSettings, Gathering, after_batch, one_ack_covers
 
 
@@ -100,3 +102,20 @@ def test_kept_writes_wait_for_the_flush_and_the_rest_goes_to_the_store_at_once()
     kept.flush()  # nothing twice
     uses.flush()
     assert usage.counts == {("water", "water.leak", 1): 2}
+
+
+def test_corked_sends_a_batch_of_frames_in_one_write_and_nothing_after_an_error():
+    writes: list[bytes] = []
+    transport = SimpleNamespace(_write=writes.append)
+    conn = SimpleNamespace(connection=SimpleNamespace(transport=transport))
+    buffer = bytearray(b"ab")
+    with corked(conn):
+        transport._write(memoryview(buffer))  # py-amqp reuses its buffer for the next frame
+        buffer[:] = b"cd"
+        transport._write(memoryview(buffer))
+        assert writes == []
+    assert writes == [b"abcd"] and transport._write == writes.append
+    with pytest.raises(RuntimeError), corked(conn):
+        transport._write(b"ef")
+        raise RuntimeError("a publish failed")
+    assert writes == [b"abcd"] and transport._write == writes.append
