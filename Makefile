@@ -91,7 +91,7 @@ lint: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/python -m bench
 
-chaos: $(STAMP) services
+chaos: $(STAMP) services tools
 	$(BIN)/python -m bench.chaos
 
 # The Redis faults (failover under load, maxmemory with noeviction, a 30 s stall) on private
