@@ -45,7 +45,7 @@ def _sent(headers: dict) -> dict:
 
 def _outgoing(queue: Queue, n: int, mandatory: bool = True) -> Outgoing:
     headers = {"ce-id": f"e-{n}", "ce-type": "case.registered", "ce-specversion": "1.0", "ce-n": n}
-    body = ('{"summary":"井盖缺失","n":%d}' % n).encode()
+    body = ('{"summary":"井盖缺失","n":' + str(n) + "}").encode()
     return Outgoing(body, headers, "application/json", DIRECT, queue.name, mandatory)
 
 
