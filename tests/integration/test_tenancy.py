@@ -366,15 +366,24 @@ def test_an_event_whose_ttl_runs_out_behind_a_backlog_is_quarantined_then_replay
     `expired` with its bytes and its department, and a replay makes it a case."""
     a, _ = counties
     uri = a.uri_of(MR)
-    with Connection(uri, transport_options={"confirm_publish": True}) as conn:  # the backlog
-        producer = conn.Producer(auto_declare=False)
-        for _ in range(300):
-            key, headers, body = a.event(FOOD)
-            producer.publish(body, exchange="onegrid.intake", routing_key=key, headers=headers,
-                             content_type=ce.JSON, delivery_mode=2, user_id=a.user(MR))  # fmt: skip
-        last = headers
-    key, headers, body = a.event(FOOD)
-    _publish(uri, key, headers, body, user_id=a.user(MR), expiration=0.001)  # 1 ms, behind 300 events
+    # intake down while the backlog and the event go in: a running intake keeps up with a
+    # publisher that waits for each confirm, and the event would be read within its 1 ms
+    intake = a.services[0]
+    intake.stop()
+    try:
+        with Connection(uri, transport_options={"confirm_publish": True}) as conn:  # the backlog
+            producer = conn.Producer(auto_declare=False)
+            for _ in range(300):
+                key, headers, body = a.event(FOOD)
+                producer.publish(body, exchange="onegrid.intake", routing_key=key, headers=headers,
+                                 content_type=ce.JSON, delivery_mode=2, user_id=a.user(MR))  # fmt: skip
+            last = headers
+        key, headers, body = a.event(FOOD)
+        _publish(uri, key, headers, body, user_id=a.user(MR), expiration=0.001)  # 1 ms, behind 300 events
+        time.sleep(0.1)
+    finally:
+        intake.start_one("intake")
+        intake.wait_ready(90)
     [entry] = wait_until(lambda: a.quarantined(headers), timeout=60, what="the expired event in quarantine")
     assert (entry["reason"], entry["department"]) == ("expired", MR) and entry["body"] == body
     assert "expiration" in entry["detail"] and "of 1 ms" in entry["detail"]
