@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.pattern import StandIns, capture, fan_out
+from bench.pattern import StandIns, capture, event_id_in, fan_out
 from bench.plot import draw, save
 from bench.raw import ceiling, consume_until
 from bench.stats import Run
@@ -82,9 +82,10 @@ def collect_work_orders(uri: str, tenant, wanted: set, run: Run, done: threading
 
 
 def _event_id(body: bytes) -> str | None:
-    marker = b'"event_id":"'
-    start = body.find(marker)
-    return body[start + len(marker) : body.index(b'"', start + len(marker))].decode() if start >= 0 else None
+    try:
+        return event_id_in(body)
+    except ValueError:  # not a work order of a department's event
+        return None
 
 
 def host() -> dict:

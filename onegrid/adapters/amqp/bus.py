@@ -131,15 +131,15 @@ def corked(conn: Connection):
     waits on before the end (a batch's, whose confirms are waited for after it); on an error
     nothing gathered is sent, and the connection is not used again (Bus._confirming)."""
     transport = conn.connection.transport
-    send = transport._write
+    write = transport._write
     parts: list[bytes] = []
     transport._write = lambda data: parts.append(bytes(data))  # py-amqp hands a view of its buffer
     try:
         yield
     finally:
-        transport._write = send
+        transport._write = write
     if parts:
-        send(b"".join(parts))
+        write(b"".join(parts))
 
 
 class Bus:
