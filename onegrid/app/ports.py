@@ -20,7 +20,7 @@ from onegrid.domain.casework import Closure
 from onegrid.domain.duplicates import Candidates, Suggestion
 from onegrid.domain.intake import RawEvent
 from onegrid.domain.replies import Question
-from onegrid.domain.routing import Decision
+from onegrid.domain.routing import Decision, Dispatch
 from onegrid.domain.supervision import Policy
 from onegrid.domain.versions import Use
 from onegrid.kernel.envelope import Envelope
@@ -79,6 +79,11 @@ class CaseStore(Protocol):
         the decision's level: (the ids of those it recorded, the timeline's chain head after).
         `arrival`: the grid worker's on-site arrival deadline, armed in the same write when
         this is the case's first dispatch (once per case: a redelivery keeps the first)."""
+        ...
+
+    def dispatch_many(self, dispatches: list[Dispatch]) -> list[tuple[list[str], str | None]]:
+        """`dispatch` for each (of different cases), in one call where nothing wrote their
+        cases since they were read (a batch)."""
         ...
 
     def work_order(self, wo_id: str) -> dict | None: ...

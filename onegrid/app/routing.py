@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from onegrid.app.ports import CaseStore, Casework, Clock, DuplicateBook, Outbox, Publisher
 from onegrid.app.receipts import tell
@@ -22,7 +23,7 @@ from onegrid.domain.duplicates import Match, Suggestion, best_match
 from onegrid.domain.lifecycle import TERMINAL_CASE
 from onegrid.domain.onsite import reported_on_site, sampled, settled_on_site
 from onegrid.domain.receipts import of_case
-from onegrid.domain.routing import Decision, command_centre, placed, reroute, route
+from onegrid.domain.routing import Decision, Dispatch, command_centre, placed, reroute, route
 from onegrid.domain.supervision import deadline_spans, deadlines
 from onegrid.kernel import envelope as ce
 from onegrid.kernel import metrics, topology
@@ -55,6 +56,14 @@ class OnSite:
 
 
 @dataclass(frozen=True)
+class Planned:
+    """A dispatch decided and not yet recorded: route_batch records a batch's together."""
+
+    write: Dispatch
+    again: bool  # a redelivery: publish again what is already recorded
+
+
+@dataclass(frozen=True)
 class Routing:
     tenant: Tenant
     store: CaseStore
@@ -73,23 +82,52 @@ class Routing:
     def route_batch(self, batch: list[tuple[str, bool]]) -> list[Dispatched | Merged | OnSite | None]:
         """`case_registered` for each (case id, again) of a batch, in turn, the batch's cases
         read together first (one round trip, not one each), then the ids of their duplicate
-        candidates (one more). A record read then is used once, and only while no earlier case
-        of the batch has written it: a case id that comes again, or a primary an earlier one
-        was merged into, is read afresh, as the batch left it. The candidates' own records are
-        read at each case's turn, so a duplicate sees its primary as the batch left it; a case
-        registered after the ids were read is no candidate, as one registered after a case's
-        look-up never was (best_match: while it is registered, its own routing finds this one)."""
+        candidates (one more), and the dispatches recorded together (one more). A record read
+        then is used once, and only while no earlier case of the batch has written it: a case
+        id that comes again, or a primary an earlier one was merged into, is read afresh, as
+        the batch left it. The candidates' own records are read at each case's turn, so a
+        duplicate sees its primary as the batch left it: the dispatches waiting to be recorded
+        are recorded first when a case is to be read again or one of them is among its
+        candidates. A case registered after the ids were read is no candidate, as one
+        registered after a case's look-up never was (best_match: while it is registered, its
+        own routing finds this one)."""
         read = {c["id"]: c for c in self.store.cases(list(dict.fromkeys(cid for cid, _ in batch)))}
         windows = {cid: self._window(c) for cid, c in read.items() if self._may_duplicate(c)}
         ids = dict(zip(windows, self.book.recent_ids(list(windows.values())), strict=True)) if windows else {}
-        results: list[Dispatched | Merged | OnSite | None] = []
+        results: list[Dispatched | Merged | OnSite | Planned | None] = []
+        waiting: dict[str, int] = {}  # case id -> where its planned dispatch is in results
         for case_id, again in batch:
-            result = self.case_registered(case_id, again, read.pop(case_id, None), ids.pop(case_id, None))
+            case, look_alikes = read.pop(case_id, None), ids.pop(case_id, None)
+            if waiting and self._reads_written(case, look_alikes, waiting):
+                self._record(results, waiting)
+            result = self._registered(case_id, again, case, look_alikes)
             if isinstance(result, Merged):  # the merge linked the duplicate on its primary
                 read.pop(result.primary_id, None)
                 ids.pop(result.primary_id, None)
+            if isinstance(result, Planned):
+                waiting[case_id] = len(results)
             results.append(result)
-        return results
+        self._record(results, waiting)
+        return cast(list[Dispatched | Merged | OnSite | None], results)  # none is left Planned
+
+    def _reads_written(self, case: dict | None, look_alikes: list[str] | None, waiting: dict[str, int]) -> bool:
+        """Whether a case's turn reads what a waiting dispatch writes: its own record (not read
+        with the batch) or a duplicate candidate's."""
+        if case is None:
+            return True
+        if not self._may_duplicate(case):
+            return False
+        return look_alikes is None or any(cid in waiting for cid in look_alikes)
+
+    def _record(self, results: list, waiting: dict[str, int]) -> None:
+        """The waiting dispatches recorded in one call, each then announced in its place."""
+        if not waiting:
+            return
+        planned: list[Planned] = [results[i] for i in waiting.values()]
+        recorded = self.store.dispatch_many([p.write for p in planned])
+        for i, p, (created, head) in zip(waiting.values(), planned, recorded, strict=True):
+            results[i] = self._announce(p, created, head)
+        waiting.clear()
 
     def case_registered(
         self, case_id: str, again: bool = False, case: dict | None = None, look_alikes: list[str] | None = None
@@ -99,6 +137,13 @@ class Routing:
         receipt), else route and dispatch; None for a case closed, rejected or merged meanwhile.
         `case`: its record as just read, and `look_alikes` the ids of its duplicate candidates
         (route_batch); else they are read here."""
+        result = self._registered(case_id, again, case, look_alikes)
+        return self._recorded(result) if isinstance(result, Planned) else result
+
+    def _registered(
+        self, case_id: str, again: bool, case: dict | None, look_alikes: list[str] | None
+    ) -> Planned | Merged | OnSite | None:
+        """case_registered up to the dispatch, which it plans and leaves to the caller."""
         case = case if case is not None else self.store.case(case_id)
         if case is None:  # intake records before it announces: a missing case is a fault to retry
             raise LookupError(f"case {case_id} announced but not in the store")
@@ -125,7 +170,7 @@ class Routing:
         elif settled_on_site(case):  # held for its sampled check: nothing to dispatch
             return None
         decision = route(self.tenant, case["category"], case["severity"], case["grid"])
-        return self.dispatch(case, decision, decision.departments, decision.reason, again)
+        return self._plan(case, decision, decision.departments, decision.reason, again)
 
     def _settle_on_site(self, case: dict) -> OnSite:
         """No work order, no deadline; the closure counts in the same figures as supervision's."""
@@ -170,6 +215,15 @@ class Routing:
     def dispatch(
         self, case: dict, decision: Decision, departments: Iterable[str], reason: str, again: bool
     ) -> Dispatched:
+        return self._recorded(self._plan(case, decision, departments, reason, again))
+
+    def _recorded(self, planned: Planned) -> Dispatched:
+        """One dispatch recorded (one round trip), then announced."""
+        w = planned.write
+        return self._announce(planned, *self.store.dispatch(w.case, w.decision, w.work_orders, w.at, w.arrival))
+
+    def _plan(self, case: dict, decision: Decision, departments: Iterable[str], reason: str, again: bool) -> Planned:
+        """The work orders of a dispatch, with their deadlines found on the calendar."""
         at, now, tenant = self.clock.now_iso(), self.clock.now(), self.tenant
         sched = schedule(tenant, self.calendar, self.scale)
         spans = deadlines(tenant, case["category"], case["severity"], sched, now)  # found on the calendar
@@ -178,10 +232,17 @@ class Routing:
         orders = [new_work_order(case, d, decision, reason, at, spans, now, texts) for d in departments]
         # its first dispatch: the grid worker has to be on site (armed in the dispatch's own write)
         arrival = now + self.work.policy.arrival / self.scale if case["status"] == "registered" else None
-        recorded, head = self.store.dispatch(case, decision, orders, at, arrival)
+        return Planned(Dispatch(case, decision, orders, at, arrival), again)
+
+    def _announce(self, planned: Planned, recorded: list[str], head: str | None) -> Dispatched:
+        """Once recorded: each work order recorded now onto its department's queue, and
+        `case.dispatched`; all again on a redelivery (a crash may have come between the
+        store and the publish)."""
+        tenant, again = self.tenant, planned.again
+        case, decision, orders = planned.write.case, planned.write.decision, planned.write.work_orders
+        at = planned.write.at
         created = frozenset(recorded)
         for wo in orders:
-            # a redelivery may follow a crash between the store and the publish: send again
             if wo["id"] in created or again:
                 env = ce.new(
                     tenant=tenant.id,

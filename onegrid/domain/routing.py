@@ -22,6 +22,18 @@ class Decision:
     reason: str  # "rule" | "no_rule_matched" | "returned_by_all"
 
 
+@dataclass(frozen=True)
+class Dispatch:
+    """A dispatch to record: the work orders a decision makes of a case, when, and the grid
+    worker's arrival deadline when it is the case's first (None: none to arm)."""
+
+    case: dict
+    decision: Decision
+    work_orders: list[dict]
+    at: str
+    arrival: float | None = None
+
+
 def route(tenant: Tenant, category: str, severity: str, grid: str) -> Decision:
     for index, rule in enumerate(tenant.routing):
         if rule.matches(category, severity):

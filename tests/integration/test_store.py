@@ -9,7 +9,7 @@ from onegrid.adapters.redis.duplicates import DuplicateBook
 from onegrid.adapters.redis.store import Store
 from onegrid.domain.cases import new_work_order
 from onegrid.domain.duplicates import Candidates, pair_key
-from onegrid.domain.routing import Decision
+from onegrid.domain.routing import Decision, Dispatch
 from onegrid.domain.supervision import member
 from onegrid.domain.timeline import verify as verify_chain
 from onegrid.kernel import settings
@@ -162,6 +162,34 @@ def test_a_dispatch_from_a_record_whose_timeline_moved_reads_again_and_keeps_the
     lines = store.timeline(case["id"])
     assert [x["action"] for x in lines] == ["register", "dispatch", "dispatch"]
     assert verify_chain(store.tenant, case["id"], lines, store.case(case["id"])["chainhead"]).intact
+
+
+def test_a_batch_of_dispatches_is_one_round_trip_and_one_whose_head_moved_is_read_again(store, trips):
+    """dispatch_many: the first tries of all in one pipeline; the one another writer got to
+    first is refused by the script and goes on alone, reading the head, chained on it."""
+    ids = [f"c-000000000000000{i}" for i in range(1, 5)]
+    for cid in ids:
+        store.register_case(_case(store, cid), cid)
+    _dispatch(store, store.case(ids[0]), ["market_regulation"])  # the script is loaded now
+    read = store.cases(ids[1:])
+    _dispatch(store, store.case(ids[2]), ["urban_management"])  # another writer moves one head
+    writes = []
+    for case in read:
+        decision = Decision("grid", case["grid"], ("market_regulation",), (), 0, "rule")
+        orders = [new_work_order(case, "market_regulation", decision, "rule", "t", (600.0, 3600.0), 1000.0)]
+        writes.append(Dispatch(case, decision, orders, "t", 1600.0))
+    trips[0] = 0
+    out = store.dispatch_many(writes)
+    assert [created for created, _ in out] == [[f"w-{cid[2:]}-market_regulation"] for cid in ids[1:]]
+    assert trips[0] == 3  # the batch; then the refused one's read, and its write
+    for cid, (_, head) in zip(ids[1:], out, strict=True):
+        lines = store.timeline(cid)
+        assert store.case(cid)["chainhead"] == head and store.case(cid)["status"] == "dispatched"
+        assert verify_chain(store.tenant, cid, lines, head).intact
+    assert [x["action"] for x in store.timeline(ids[2])] == ["register", "dispatch", "dispatch"]
+    assert store.stats()["cases_dispatched"] == 4 and store.stats()["work_orders"] == 5
+    assert [created for created, _ in store.dispatch_many(writes)] == [[], [], []]  # a redelivery
+    assert store.stats()["work_orders"] == 5
 
 
 def test_candidates_are_read_with_the_distinct_pairs_in_two_round_trips_or_one_with_the_ids(store, trips):

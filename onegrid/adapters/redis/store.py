@@ -18,6 +18,7 @@ from onegrid.adapters.redis.archive import Archived, Unreadable, pack, unpack
 from onegrid.adapters.redis.replies import text, text_map, texts
 from onegrid.adapters.redis.timers import Timers
 from onegrid.domain.cases import case_of_work_order, dispatch_step, first_entry
+from onegrid.domain.routing import Dispatch
 from onegrid.domain.supervision import member
 from onegrid.domain.timeline import link
 from onegrid.domain.timeline import recorded as recorded_head
@@ -366,59 +367,91 @@ class Store:
         first try takes the head from `case` as the caller read it, without reading it again:
         one round trip in all when nothing wrote the case since (routing's first dispatch of a
         registered case); a redelivery or another writer costs a read and a second try."""
-        case_key = self.key("case", case["id"])
-        for attempt in range(DISPATCH_TRIES):
-            if attempt == 0 and case.get("chainhead") is not None:
-                read, exists = case["chainhead"], [0] * len(work_orders)  # the script checks both
+        return self.dispatch_many([Dispatch(case, decision, work_orders, at, arrival)], actor)[0]
+
+    def dispatch_many(self, dispatches: list[Dispatch], actor: str = "routing") -> list[tuple[list[str], str | None]]:
+        """`dispatch` for each of a batch's dispatches (of different cases): the first tries of
+        all those whose case came with its chain head in one round trip and one replica wait;
+        any the script refused (the head moved, a work order exists: a redelivery, another
+        writer) then go on one at a time, reading the head again, as `dispatch` does."""
+        out: list[tuple[list[str], str | None] | None] = [None] * len(dispatches)
+        first = [i for i, d in enumerate(dispatches) if d.case.get("chainhead") is not None]
+        if first:
+            calls = [self._dispatch_call(dispatches[i], dispatches[i].case["chainhead"], None, actor) for i in first]
+            replies = run_each(self.r, self._dispatch, [(keys, args) for keys, args, _ in calls], self.replicas)
+            for i, (_, _, after), (done, *created) in zip(first, calls, replies, strict=True):
+                if done:
+                    out[i] = [c.decode() for c in created], after
+        tried = set(first)
+        return [
+            found if found is not None else self._dispatch_reading(d, actor, 1 if i in tried else 0)
+            for i, (d, found) in enumerate(zip(dispatches, out, strict=True))
+        ]
+
+    def _dispatch_reading(self, d: Dispatch, actor: str, start: int) -> tuple[list[str], str | None]:
+        """Tries `start`.. of one dispatch, each reading the case's head and which of its work
+        orders exist first (the first, when the caller's record had a head, reads nothing)."""
+        case_key = self.key("case", d.case["id"])
+        for attempt in range(start, DISPATCH_TRIES):
+            if attempt == 0 and d.case.get("chainhead") is not None:
+                read, exists = d.case["chainhead"], None  # the script checks both
             else:
                 pipe = self.r.pipeline(transaction=False)
                 pipe.hget(case_key, "chainhead")
-                for wo in work_orders:
+                for wo in d.work_orders:
                     pipe.exists(self.key("wo", wo["id"]))
                 read, *exists = pipe.execute()
-            recorded = text(read) if read else ""
-            head = recorded_head(self.tenant, case["id"], recorded or None)
-            args: list = [decision.level, decision.unit, at, 0, recorded, ""]
-            for wo, there in zip(work_orders, exists, strict=True):
-                if there:
-                    continue
-                fields = _flat(wo)
-                entry, head = link(head, dispatch_step(case, wo, at, actor).as_dict())
-                args[3] += 1
-                args += [
-                    self.key("wo", wo["id"]),
-                    self.key("department", wo["department"], "queue"),
-                    self.key("idx", "department", wo["department"]),
-                    wo["id"],
-                    wo["dispatched_epoch"],
-                    json.dumps(entry, ensure_ascii=False),
-                    wo["level"],
-                    wo["department"],
-                    member("acknowledge", wo["id"]),
-                    wo["ack_due"],
-                    member("resolve", wo["id"]),
-                    wo["resolve_due"],
-                    len(fields),
-                    *fields,
-                ]
-            args[5] = str(head)
-            args += [member("arrival", case["id"]), "" if arrival is None else arrival]
-            done, *created = self._replicated(
-                self._dispatch,
-                [
-                    case_key,
-                    self.key("case", case["id"], "timeline"),
-                    self.key("case", case["id"], "work_orders"),
-                    self.key("stats"),
-                    self.timers.due_key,
-                    self.key("idx", "status", ""),
-                    self.key("idx", "level", ""),
-                ],
-                args,
-            )
+            keys, args, after = self._dispatch_call(d, read, exists, actor)
+            done, *created = self._replicated(self._dispatch, keys, args)
             if done:
-                return [c.decode() for c in created], (str(head) if args[3] else recorded or None)
-        raise redis.WatchError(f"case {case['id']}: its timeline kept moving; dispatch gave up after {DISPATCH_TRIES}")
+                return [c.decode() for c in created], after
+        cid = d.case["id"]
+        raise redis.WatchError(f"case {cid}: its timeline kept moving; dispatch gave up after {DISPATCH_TRIES}")
+
+    def _dispatch_call(
+        self, d: Dispatch, read: bytes | str | None, exists: list | None, actor: str
+    ) -> tuple[list, list, str | None]:
+        """The _DISPATCH script's keys and args for one dispatch on the chain head `read`,
+        leaving out the work orders `exists` says are recorded (None: none known to be), and
+        the chain head after it when the script writes."""
+        case = d.case
+        recorded = text(read) if read else ""
+        head = recorded_head(self.tenant, case["id"], recorded or None)
+        args: list = [d.decision.level, d.decision.unit, d.at, 0, recorded, ""]
+        for wo, there in zip(d.work_orders, exists or [0] * len(d.work_orders), strict=True):
+            if there:
+                continue
+            fields = _flat(wo)
+            entry, head = link(head, dispatch_step(case, wo, d.at, actor).as_dict())
+            args[3] += 1
+            args += [
+                self.key("wo", wo["id"]),
+                self.key("department", wo["department"], "queue"),
+                self.key("idx", "department", wo["department"]),
+                wo["id"],
+                wo["dispatched_epoch"],
+                json.dumps(entry, ensure_ascii=False),
+                wo["level"],
+                wo["department"],
+                member("acknowledge", wo["id"]),
+                wo["ack_due"],
+                member("resolve", wo["id"]),
+                wo["resolve_due"],
+                len(fields),
+                *fields,
+            ]
+        args[5] = str(head)
+        args += [member("arrival", case["id"]), "" if d.arrival is None else d.arrival]
+        keys = [
+            self.key("case", case["id"]),
+            self.key("case", case["id"], "timeline"),
+            self.key("case", case["id"], "work_orders"),
+            self.key("stats"),
+            self.timers.due_key,
+            self.key("idx", "status", ""),
+            self.key("idx", "level", ""),
+        ]
+        return keys, args, (str(head) if args[3] else recorded or None)
 
     def recent(self, category: str, since: float, until: float) -> list[dict]:
         """Cases of a category that occurred in [since, until]: candidates for duplicates."""

@@ -16,7 +16,7 @@ from onegrid.domain import lifecycle as lc
 from onegrid.domain.cases import dispatch_step, first_entry
 from onegrid.domain.duplicates import Candidates, Suggestion, pair_key
 from onegrid.domain.intake import RawEvent
-from onegrid.domain.routing import Decision
+from onegrid.domain.routing import Decision, Dispatch
 from onegrid.domain.supervision import Policy
 from onegrid.domain.timeline import link, recorded
 from onegrid.domain.versions import Use
@@ -57,6 +57,7 @@ class FakeStore:
         self.arrivals: dict[str, float] = {}  # case id -> the arrival deadline armed
         self.register_calls: list[int] = []  # how many cases each register_cases call held
         self.reads: list[list[str]] = []  # the case ids of each read of `case` or `cases`, in order
+        self.dispatch_calls: list[list[str]] = []  # the case ids of each dispatch_many, in order
 
     # -- cases
     def register_case(self, case: dict, dedup_key: str) -> tuple[bool, str, str, str]:
@@ -109,6 +110,10 @@ class FakeStore:
                 stored.setdefault("arrival_due", arrival)
                 self.arrivals.setdefault(case["id"], arrival)
         return created, str(head)
+
+    def dispatch_many(self, dispatches: list[Dispatch]) -> list[tuple[list[str], str | None]]:
+        self.dispatch_calls.append([d.case["id"] for d in dispatches])
+        return [self.dispatch(d.case, d.decision, d.work_orders, d.at, d.arrival) for d in dispatches]
 
     def work_order(self, wo_id: str) -> dict | None:
         return dict(self.wos[wo_id]) if wo_id in self.wos else None

@@ -192,6 +192,7 @@ def test_a_batch_reads_its_cases_together_and_arms_each_arrival_with_its_dispatc
     assert [type(r) for r in results] == [Dispatched] * 3
     assert county.store.reads == [ids]  # one read for the batch, none per case
     assert county.book.windows_read == [3]  # their candidates' ids too
+    assert county.store.dispatch_calls == [ids]  # and their dispatches recorded together
     after = county.work.policy.arrival  # so long after each one's dispatch
     orders = [r.recorded[0] for r in results]
     assert county.store.arrivals == {wo["case_id"]: wo["dispatched_epoch"] + after for wo in orders}
@@ -208,6 +209,7 @@ def test_a_case_twice_in_a_batch_is_read_again_the_second_time_and_dispatched_on
     first, second, _ = county.routing().route_batch([(cid, False), (cid, False), (other, False)])
     assert county.store.reads == [[cid, other], [cid]]  # the second time: as the first left it
     assert county.book.windows_read == [2]  # the second time: dispatched, no duplicate to look for
+    assert county.store.dispatch_calls == [[cid], [cid, other]]  # recorded before it is read again
     assert len(first.recorded) == 1 and second.recorded == []
     assert [p.env.subject for p in county.bus.of_type("work_order.dispatched")] == [
         first.recorded[0]["id"],
@@ -224,6 +226,7 @@ def test_a_duplicate_later_in_the_batch_is_merged_into_its_primary_dispatched_ea
     dispatched, merged = county.routing().route_batch([(primary, False), (twin, False)])
     assert isinstance(dispatched, Dispatched) and merged == Merged(twin, primary)
     assert county.store.reads == [[primary, twin]]
+    assert county.store.dispatch_calls == [[primary]]  # recorded before its duplicate looked at it
     assert county.store.case(twin)["status"] == "merged" and not county.store.work_orders_of(twin)
 
 
