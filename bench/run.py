@@ -16,12 +16,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.cpu import CpuSampler
 from bench.pattern import StandIns, capture, event_id_in, fan_out
 from bench.plot import draw, save
 from bench.raw import ceiling, consume_until
@@ -245,9 +246,11 @@ def main() -> int:
         runs.append(end_to_end(sim, tenant, events, publishers, 0, "end to end, saturated"))
         for rate in rates:
             runs.append(end_to_end(sim, tenant, int(rate * 10), 1, rate, f"end to end, {rate:.0f}/s offered"))
-        drained, writes = fan_out(tenant.id, lambda: drain_backlog(sim, tenant, services, events), events)
+        (drained, cpu), writes = fan_out(
+            tenant.id, lambda: with_cpu(services, lambda: drain_backlog(sim, tenant, services, events)), events
+        )
         runs.append(drained)
-        pattern = {"onegrid_queue_writes_per_event": writes}
+        pattern = {"onegrid_queue_writes_per_event": writes, "cpu_ms_per_event": cpu}
         if os.environ.get("BENCH_PATTERN", "1") == "1":  # the bus's share, in the same run
             runs.append(bus_alone(bench, events, pattern))
         if os.environ.get("BENCH_UNBATCHED", "1") == "1":  # what the batches buy, in the same run
@@ -255,6 +258,27 @@ def main() -> int:
     sizes = [int(x) for x in os.environ.get("BENCH_TIMER_SIZES", "10000,100000,1000000").split(",")]
     report(raw, runs, size, publishers, timer_ticks(sizes), pattern)
     return 0
+
+
+def with_cpu(services: ServiceSet, drain: Callable[[], Run]) -> tuple[Run, dict[str, float]]:
+    """A drain, and the CPU time it took per event (ms) from starting the services to the last
+    work order: intake, routing, the broker, Redis, the rest (the kernel, the benchmark's own
+    consumer) and the whole machine (all cores)."""
+    offset = time.time() - time.perf_counter()  # Run's clock is perf_counter, the sampler's time.time
+    with CpuSampler([services]) as sampler:
+        run = drain()
+    wall = run.finished - run.started
+    if not run.finished or wall <= 0 or not run.messages:
+        return run, {}
+    use = sampler.between(run.started + offset, run.finished + offset)
+
+    def ms(percent_of_a_core: float) -> float:
+        return percent_of_a_core / 100 * wall * 1000 / run.messages
+
+    cpu = {name: ms(sum(v for k, v in use.items() if k.endswith(f"/{name}"))) for name in ("intake", "routing")}
+    cpu |= {"rabbitmq": ms(use.get("rabbitmq", 0.0)), "redis": ms(use.get("redis", 0.0))}
+    machine = ms(use["machine (all cores)"] * (os.cpu_count() or 1))
+    return run, {**cpu, "rest": max(0.0, machine - sum(cpu.values())), "machine": machine}
 
 
 def bus_alone(bench: Pipeline, events: int, pattern: dict) -> Run:
@@ -391,6 +415,15 @@ def bus_share(runs: list[Run], pattern: dict) -> list[str]:
             else "."
         ),
     ]
+    cpu = pattern.get("cpu_ms_per_event")
+    if cpu:
+        lines += [
+            "- **CPU per event while draining** (ms of one core, from /proc, services' start to the last",
+            f"  work order): intake {cpu['intake']:.2f}, routing {cpu['routing']:.2f}, RabbitMQ"
+            f" {cpu['rabbitmq']:.2f}, Redis {cpu['redis']:.2f}, the rest (the kernel, the benchmark's",
+            f"  consumer) {cpu['rest']:.2f}; the machine {cpu['machine']:.2f}. At 1,000 events/s"
+            f" {os.cpu_count()} cores allow {(os.cpu_count() or 1):.1f} ms per event.",
+        ]
     if drained and alone and alone.per_second:
         lines += [
             "- **the bus's work alone**: two stand-ins (bench/pattern.py) consume, publish and ack",

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 class ChineseCalendar:
     def __init__(self) -> None:
         self._warned: set[int] = set()
+        # the package's answers, kept: it scans its whole holiday table for its year range on
+        # every call (4% of routing's time, a deadline's days looked up per work order)
+        self._known: dict[date, bool] = {}
 
     def knows(self, year: int) -> bool:
         try:
@@ -32,8 +35,12 @@ class ChineseCalendar:
         return True
 
     def is_workday(self, day: date) -> bool:
+        known = self._known.get(day)
+        if known is not None:
+            return known
         try:
-            return bool(chinese_calendar.is_workday(day))
+            known = self._known[day] = bool(chinese_calendar.is_workday(day))
+            return known
         except NotImplementedError:
             metrics.CALENDAR_FALLBACK.labels(str(day.year)).inc()
             if day.year not in self._warned:

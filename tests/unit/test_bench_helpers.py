@@ -6,7 +6,8 @@ import pytest
 
 from bench.memory import family
 from bench.run import md_table, run_json
-from bench.scaling import busiest, by_service, cpu_seconds, rss_bytes
+from bench.cpu import cpu_seconds, rss_bytes
+from bench.scaling import busiest, by_service
 from bench.stats import Run
 from onegrid.catalogue import SERVICES
 from sim.runner import ServiceSet, port_of, port_span, replica_name, service_of
