@@ -418,11 +418,12 @@ def bus_share(runs: list[Run], pattern: dict) -> list[str]:
     cpu = pattern.get("cpu_ms_per_event")
     if cpu:
         lines += [
-            "- **CPU per event while draining** (ms of one core, from /proc, services' start to the last",
-            f"  work order): intake {cpu['intake']:.2f}, routing {cpu['routing']:.2f}, RabbitMQ"
-            f" {cpu['rabbitmq']:.2f}, Redis {cpu['redis']:.2f}, the rest (the kernel, the benchmark's",
-            f"  consumer) {cpu['rest']:.2f}; the machine {cpu['machine']:.2f}. At 1,000 events/s"
-            f" {os.cpu_count()} cores allow {(os.cpu_count() or 1):.1f} ms per event.",
+            "- **CPU per event while draining** (ms of one core, from /proc, the services' start to the",
+            f"  last work order): intake {cpu['intake']:.2f}, routing {cpu['routing']:.2f},"
+            f" RabbitMQ {cpu['rabbitmq']:.2f}, Redis {cpu['redis']:.2f},",
+            f"  the rest (the kernel, the benchmark's consumer) {cpu['rest']:.2f}; the machine"
+            f" {cpu['machine']:.2f}.",
+            f"  At 1,000 events/s {os.cpu_count()} cores allow {(os.cpu_count() or 1):.1f} ms per event.",
         ]
     if drained and alone and alone.per_second:
         lines += [

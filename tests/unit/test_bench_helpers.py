@@ -4,9 +4,9 @@ import os
 
 import pytest
 
+from bench.cpu import cpu_seconds, rss_bytes
 from bench.memory import family
 from bench.run import md_table, run_json
-from bench.cpu import cpu_seconds, rss_bytes
 from bench.scaling import busiest, by_service
 from bench.stats import Run
 from onegrid.catalogue import SERVICES
