@@ -421,8 +421,7 @@ def bus_share(runs: list[Run], pattern: dict) -> list[str]:
             "- **CPU per event while draining** (ms of one core, from /proc, the services' start to the",
             f"  last work order): intake {cpu['intake']:.2f}, routing {cpu['routing']:.2f},"
             f" RabbitMQ {cpu['rabbitmq']:.2f}, Redis {cpu['redis']:.2f},",
-            f"  the rest (the kernel, the benchmark's consumer) {cpu['rest']:.2f}; the machine"
-            f" {cpu['machine']:.2f}.",
+            f"  the rest (the kernel, the benchmark's consumer) {cpu['rest']:.2f}; the machine {cpu['machine']:.2f}.",
             f"  At 1,000 events/s {os.cpu_count()} cores allow {(os.cpu_count() or 1):.1f} ms per event.",
         ]
     if drained and alone and alone.per_second:
