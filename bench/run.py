@@ -34,6 +34,7 @@ from onegrid.app.registry import load_strict
 from onegrid.cli.ui import console, table
 from onegrid.domain.cases import case_id
 from onegrid.domain.intake import identity
+from onegrid.domain.scoring import epoch
 from onegrid.kernel import settings
 from onegrid.kernel.envelope import HEADER_PREFIX
 from onegrid.kernel.tenant import Tenant
@@ -78,8 +79,9 @@ def collect_work_orders(
         event_id = _event_id(message.body)
         if event_id in wanted and event_id not in arrived:
             arrived[event_id] = time.time()
-            if made is not None:
-                made[event_id] = _made_at(message.headers)
+            made_at = epoch((message.headers or {}).get(HEADER_PREFIX + "time"))
+            if made is not None and made_at is not None:
+                made[event_id] = made_at
             if len(arrived) == len(wanted):
                 run.finished = time.perf_counter()
                 done.set()
@@ -88,11 +90,6 @@ def collect_work_orders(
     queues = [topology.work_queue(d) for d in tenant.departments]
     threading.Thread(target=consume_until, args=(uri, queues, on_message, done), daemon=True).start()
     return arrived
-
-
-def _made_at(headers: dict) -> float:
-    """When routing made a work order: its CloudEvents `time` (UTC ISO-8601, `Z`)."""
-    return datetime.fromisoformat(str(headers[HEADER_PREFIX + "time"]).replace("Z", "+00:00")).timestamp()
 
 
 def _event_id(body: bytes) -> str | None:

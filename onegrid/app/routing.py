@@ -219,8 +219,8 @@ class Routing:
 
     def _recorded(self, planned: Planned) -> Dispatched:
         """One dispatch recorded (one round trip), then announced."""
-        w = planned.write
-        return self._announce(planned, *self.store.dispatch(w.case, w.decision, w.work_orders, w.at, w.arrival))
+        [(created, head)] = self.store.dispatch_many([planned.write])
+        return self._announce(planned, created, head)
 
     def _plan(self, case: dict, decision: Decision, departments: Iterable[str], reason: str, again: bool) -> Planned:
         """The work orders of a dispatch, with their deadlines found on the calendar."""

@@ -390,17 +390,14 @@ class Store:
 
     def _dispatch_reading(self, d: Dispatch, actor: str, start: int) -> tuple[list[str], str | None]:
         """Tries `start`.. of one dispatch, each reading the case's head and which of its work
-        orders exist first (the first, when the caller's record had a head, reads nothing)."""
+        orders exist first."""
         case_key = self.key("case", d.case["id"])
-        for attempt in range(start, DISPATCH_TRIES):
-            if attempt == 0 and d.case.get("chainhead") is not None:
-                read, exists = d.case["chainhead"], None  # the script checks both
-            else:
-                pipe = self.r.pipeline(transaction=False)
-                pipe.hget(case_key, "chainhead")
-                for wo in d.work_orders:
-                    pipe.exists(self.key("wo", wo["id"]))
-                read, *exists = pipe.execute()
+        for _ in range(start, DISPATCH_TRIES):
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hget(case_key, "chainhead")
+            for wo in d.work_orders:
+                pipe.exists(self.key("wo", wo["id"]))
+            read, *exists = pipe.execute()
             keys, args, after = self._dispatch_call(d, read, exists, actor)
             done, *created = self._replicated(self._dispatch, keys, args)
             if done:
